@@ -1,0 +1,113 @@
+"""Domain objects to and from the JSON kept in thread rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+
+from domain.model import Attachment, AttachmentKind, MessageRequest, MessageResponse, Usage
+
+
+def to_us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def _attachment(raw: dict[str, Any]) -> Attachment:
+    return Attachment(
+        name=raw["name"],
+        type=cast(AttachmentKind, raw["type"]),
+        mime_type=raw["mime_type"],
+        size=raw.get("size"),
+        id_file=raw.get("id_file"),
+    )
+
+
+def _attachments(items: tuple[Attachment, ...]) -> list[dict[str, Any]]:
+    return [
+        {"name": a.name, "type": a.type, "mime_type": a.mime_type, "size": a.size, "id_file": a.id_file} for a in items
+    ]
+
+
+def dump_request(request: MessageRequest) -> str:
+    return orjson.dumps(
+        {
+            "id_team": request.id_team,
+            "text": request.text,
+            "created_at": request.created_at.isoformat(),
+            "attachments": _attachments(request.attachments),
+        }
+    ).decode()
+
+
+def load_request(raw: str, id_team_agent: str, id_task: str) -> MessageRequest:
+    data = orjson.loads(raw)
+    return MessageRequest(
+        id_team_agent=id_team_agent,
+        id_team=data["id_team"],
+        id_task=id_task,
+        text=data["text"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        attachments=tuple(_attachment(a) for a in data["attachments"]),
+    )
+
+
+def dump_response(response: MessageResponse) -> str:
+    usage = response.usage
+    return orjson.dumps(
+        {
+            "id_team": response.id_team,
+            "created_at": response.created_at.isoformat(),
+            "text": response.text,
+            "reasoning": response.reasoning,
+            "attachments": _attachments(response.attachments),
+            "event": response.event,
+            "is_finished": response.is_finished,
+            "is_error": response.is_error,
+            "is_interrupted": response.is_interrupted,
+            "error": response.error,
+            "reason": response.reason,
+            "usage": None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "output_tokens": usage.output_tokens,
+                "thoughts_tokens": usage.thoughts_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }
+    ).decode()
+
+
+def load_response(raw: str, id_team_agent: str, id_task: str) -> MessageResponse:
+    data = orjson.loads(raw)
+    usage = data.get("usage")
+    return MessageResponse(
+        id_team_agent=id_team_agent,
+        id_team=data["id_team"],
+        id_task=id_task,
+        created_at=datetime.fromisoformat(data["created_at"]),
+        text=data["text"],
+        reasoning=data.get("reasoning") or "",
+        attachments=tuple(_attachment(a) for a in data["attachments"]),
+        event=data.get("event"),
+        is_finished=data["is_finished"],
+        is_error=data["is_error"],
+        is_interrupted=data["is_interrupted"],
+        error=data.get("error"),
+        reason=data.get("reason"),
+        usage=Usage(**usage) if usage else None,
+    )
+
+
+def dump_any(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def load_any(raw: str | None) -> object:
+    return None if raw is None else orjson.loads(raw)

@@ -1,0 +1,221 @@
+"""SqlAlchemyTaskStore: tasks and threads in two tables, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.sqlalchemy_store import codec
+from adapters.sqlalchemy_store.engine import Database
+from adapters.sqlalchemy_store.tables import tasks, threads
+from domain.errors import TaskExists, TaskNotFound
+from domain.model import Driver, MessageResponse, Task, TaskKey, Thread, ThreadStatus
+from domain.ports import TaskPage
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _task_pk(key: TaskKey) -> Any:
+    return and_(tasks.c.id_team_agent == key.id_team_agent, tasks.c.id_task == key.id_task)
+
+
+def _thread_fk(key: TaskKey) -> Any:
+    return and_(threads.c.id_team_agent == key.id_team_agent, threads.c.id_task == key.id_task)
+
+
+class SqlAlchemyTaskStore:
+    """The durable TaskStore. Writes go through `db.writer`, reads through `db.reader`."""
+
+    def __init__(self, db: Database, *, now_us: Callable[[], int] = _now_us) -> None:
+        self._db = db
+        self._now_us = now_us
+
+    async def add_task(self, *, task: Task) -> None:
+        async with self._db.writer.begin() as conn:
+            try:
+                await conn.execute(
+                    insert(tasks).values(
+                        id_team_agent=task.id_team_agent,
+                        id_task=task.id_task,
+                        id_team=task.id_team,
+                        title=task.title,
+                        driver=task.driver.value,
+                        created_us=codec.to_us(task.created_at),
+                        updated_us=codec.to_us(task.updated_at),
+                    )
+                )
+            except IntegrityError:
+                raise TaskExists() from None
+            if task.threads:
+                now = codec.to_us(task.updated_at)
+                rows = [_thread_row(task.key, seq, t, now) for seq, t in enumerate(task.threads, 1)]
+                await conn.execute(insert(threads), rows)
+
+    async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
+        async with self._db.reader.connect() as conn:
+            row = (await conn.execute(select(tasks).where(_task_pk(key)))).first()
+            if row is None:
+                return None
+            task = _task(row)
+            if include_content:
+                query = select(threads).where(_thread_fk(key)).order_by(threads.c.seq)
+                task.threads = [_thread(r) for r in await conn.execute(query)]
+            return task
+
+    async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]:
+        query = select(tasks).where(tasks.c.id_team_agent == id_team_agent)
+        if page.driver is not None:
+            query = query.where(tasks.c.driver == page.driver.value)
+        if page.updated_since is not None:
+            query = query.where(tasks.c.updated_us >= codec.to_us(page.updated_since))
+        if page.before is not None:
+            before_us, before_id = codec.to_us(page.before[0]), page.before[1]
+            query = query.where(
+                or_(
+                    tasks.c.updated_us < before_us,
+                    and_(tasks.c.updated_us == before_us, tasks.c.id_task < before_id),
+                )
+            )
+        query = query.order_by(tasks.c.updated_us.desc(), tasks.c.id_task.desc()).limit(page.limit)
+        async with self._db.reader.connect() as conn:
+            found = [_task(r) for r in await conn.execute(query)]
+            if page.include_content and found:
+                await _load_threads(conn, id_team_agent, found)
+        return found
+
+    async def update_task(self, *, key: TaskKey, title: str | None = None, driver: Driver | None = None) -> Task | None:
+        values: dict[str, Any] = {"updated_us": self._now_us()}
+        if title is not None:
+            values["title"] = title
+        if driver is not None:
+            values["driver"] = driver.value
+        async with self._db.writer.begin() as conn:
+            result = await conn.execute(update(tasks).where(_task_pk(key)).values(**values))
+        if result.rowcount == 0:
+            return None
+        return await self.get_task(key=key)
+
+    async def delete_task(self, *, key: TaskKey) -> Task | None:
+        task = await self.get_task(key=key)
+        if task is None:
+            return None
+        async with self._db.writer.begin() as conn:
+            await conn.execute(delete(threads).where(_thread_fk(key)))
+            result = await conn.execute(delete(tasks).where(_task_pk(key)))
+        return task if result.rowcount else None
+
+    async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
+        now = self._now_us()
+        async with self._db.writer.begin() as conn:
+            moved = await conn.execute(update(tasks).where(_task_pk(key)).values(updated_us=now))
+            if moved.rowcount == 0:
+                raise TaskNotFound()
+            last = await conn.scalar(select(func.max(threads.c.seq)).where(_thread_fk(key)))
+            await conn.execute(insert(threads).values(**_thread_row(key, (last or 0) + 1, thread, now)))
+
+    async def save_response(
+        self,
+        *,
+        key: TaskKey,
+        id_thread: str,
+        response: MessageResponse,
+        id_run: str | None = None,
+        model_turn: object = None,
+    ) -> None:
+        now = self._now_us()
+        values: dict[str, Any] = {
+            "response": codec.dump_response(response),
+            "status": response.status.value,
+            "updated_us": now,
+        }
+        if id_run is not None:
+            values["id_run"] = id_run
+        if model_turn is not None:
+            values["model_turn"] = codec.dump_any(model_turn)
+        async with self._db.writer.begin() as conn:
+            saved = await conn.execute(
+                update(threads).where(_thread_fk(key), threads.c.id_thread == id_thread).values(**values)
+            )
+            if saved.rowcount == 0:
+                raise TaskNotFound()
+            await conn.execute(update(tasks).where(_task_pk(key)).values(updated_us=now))
+
+    async def interrupt_running(self, *, reason: str, id_runs: Sequence[str] | None = None) -> int:
+        query = select(threads).where(threads.c.status == ThreadStatus.RUNNING.value)
+        if id_runs is not None:
+            query = query.where(threads.c.id_run.in_(list(id_runs)))
+        count = 0
+        async with self._db.writer.begin() as conn:
+            for row in (await conn.execute(query)).all():
+                thread = _thread(row)
+                response = thread.response
+                if response is None:
+                    continue
+                response.is_interrupted, response.event, response.reason = True, "interrupted", reason
+                await conn.execute(
+                    update(threads)
+                    .where(_thread_fk(thread.request.key), threads.c.seq == row.seq)
+                    .values(
+                        response=codec.dump_response(response),
+                        status=ThreadStatus.INTERRUPTED.value,
+                        updated_us=self._now_us(),
+                    )
+                )
+                count += 1
+        return count
+
+
+async def _load_threads(conn: AsyncConnection, id_team_agent: str, found: list[Task]) -> None:
+    by_id = {t.id_task: t for t in found}
+    query = (
+        select(threads)
+        .where(threads.c.id_team_agent == id_team_agent, threads.c.id_task.in_(list(by_id)))
+        .order_by(threads.c.id_task, threads.c.seq)
+    )
+    for row in await conn.execute(query):
+        by_id[row.id_task].threads.append(_thread(row))
+
+
+def _task(row: Row[Any]) -> Task:
+    return Task(
+        id_team_agent=row.id_team_agent,
+        id_task=row.id_task,
+        id_team=row.id_team,
+        title=row.title,
+        driver=Driver(row.driver),
+        created_at=codec.from_us(row.created_us),
+        updated_at=codec.from_us(row.updated_us),
+    )
+
+
+def _thread(row: Row[Any]) -> Thread:
+    return Thread(
+        id_thread=row.id_thread,
+        request=codec.load_request(row.request, row.id_team_agent, row.id_task),
+        response=None if row.response is None else codec.load_response(row.response, row.id_team_agent, row.id_task),
+        id_run=row.id_run,
+        model_turn=codec.load_any(row.model_turn),
+    )
+
+
+def _thread_row(key: TaskKey, seq: int, thread: Thread, now_us: int) -> dict[str, Any]:
+    return {
+        "id_team_agent": key.id_team_agent,
+        "id_task": key.id_task,
+        "seq": seq,
+        "id_thread": thread.id_thread,
+        "status": thread.status.value,
+        "id_run": thread.id_run,
+        "request": codec.dump_request(thread.request),
+        "response": None if thread.response is None else codec.dump_response(thread.response),
+        "model_turn": codec.dump_any(thread.model_turn),
+        "created_us": codec.to_us(thread.request.created_at),
+        "updated_us": now_us,
+    }

@@ -1,0 +1,1 @@
+"""Use cases: stream a reply then persist it, task CRUD, titles. Imports the domain only."""

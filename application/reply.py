@@ -1,0 +1,76 @@
+"""Folds the events of a run into the MessageResponse that gets stored."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from domain.events import (
+    Error,
+    Finished,
+    Interrupted,
+    MediaChunk,
+    MessageChunk,
+    ReasoningChunk,
+    Step,
+    Terminal,
+    TextChunk,
+)
+from domain.model import Attachment, MessageRequest, MessageResponse, Usage
+
+
+class ReplyBuilder:
+    """Accumulates text, reasoning and media in order; `snapshot()` is the response so far."""
+
+    def __init__(self, request: MessageRequest, created_at: datetime) -> None:
+        self._base = MessageResponse(
+            id_team_agent=request.id_team_agent,
+            id_team=request.id_team,
+            id_task=request.id_task,
+            created_at=created_at,
+        )
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._attachments: list[Attachment] = []
+        self.steps: list[Step] = []
+        self.usage: Usage | None = None
+        self.terminal: Terminal | None = None
+        self.version = 0
+        self.created_at = created_at
+
+    def add(self, event: MessageChunk, attachment: Attachment | None = None) -> None:
+        if isinstance(event, TextChunk):
+            self._text.append(event.content)
+        elif isinstance(event, ReasoningChunk):
+            self._reasoning.append(event.content)
+        elif isinstance(event, MediaChunk) and attachment is not None:
+            self._attachments.append(attachment)
+        elif isinstance(event, Step):
+            self.steps.append(event)
+        elif isinstance(event, Finished | Error | Interrupted):
+            self.terminal = event
+        self.version += 1
+
+    def snapshot(self) -> MessageResponse:
+        response = replace(
+            self._base,
+            text="".join(self._text),
+            reasoning="".join(self._reasoning),
+            attachments=tuple(self._attachments),
+            usage=self.usage,
+        )
+        self._text[:] = [response.text]
+        self._reasoning[:] = [response.reasoning] if response.reasoning else []
+        terminal = self.terminal
+        if terminal is not None:
+            response.event = terminal.event
+            if isinstance(terminal, Finished):
+                response.is_finished = True
+                response.reason = terminal.reason
+            elif isinstance(terminal, Error):
+                response.is_error = True
+                response.error = terminal.error
+            else:
+                response.is_interrupted = True
+                response.reason = terminal.reason
+        return response

@@ -1,0 +1,1 @@
+"""The pure core: conversations, their events and the ports the service talks through."""

@@ -1,0 +1,143 @@
+"""The ports: what the application needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.events import LLMEvent, MessageChunk
+from domain.model import BlobInfo, Driver, MessageRequest, MessageResponse, Task, TaskKey, Thread
+
+
+class LLM(Protocol):
+    """A language model that answers a request given the earlier threads of its task."""
+
+    def stream(self, *, history: Sequence[Thread], request: MessageRequest) -> AsyncIterator[LLMEvent]:
+        """Yield the reply as it is produced. Raise `LLMError` (with a user-safe message) on failure.
+
+        Attachments with an `id_file` are readable from the BlobStore the adapter was built with.
+        Cancelling the consuming task must release every resource (open HTTP responses included).
+        """
+        ...
+
+    async def title(self, *, text: str) -> str | None:
+        """A short title for a conversation that starts with `text`, or None to keep the fallback."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """Filters and cursor of a task listing (newest `updated_at` first)."""
+
+    limit: int
+    before: tuple[datetime, str] | None = None
+    driver: Driver | None = None
+    updated_since: datetime | None = None
+    include_content: bool = True
+
+
+class TaskStore(Protocol):
+    """Durable tasks and their threads. Appending a thread never rewrites the others."""
+
+    async def add_task(self, *, task: Task) -> None:
+        """Store a new task (and any threads it carries). Raise `TaskExists` if the key is taken."""
+        ...
+
+    async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None: ...
+
+    async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]: ...
+
+    async def update_task(self, *, key: TaskKey, title: str | None = None, driver: Driver | None = None) -> Task | None:
+        """Change the given fields (None leaves one as it is); return the task or None if unknown."""
+        ...
+
+    async def delete_task(self, *, key: TaskKey) -> Task | None:
+        """Delete the task with its threads; return what was deleted (for blob clean-up)."""
+        ...
+
+    async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
+        """Append a thread and move the task's updated_at. Raise `TaskNotFound` if the task is gone."""
+        ...
+
+    async def save_response(
+        self,
+        *,
+        key: TaskKey,
+        id_thread: str,
+        response: MessageResponse,
+        id_run: str | None = None,
+        model_turn: object = None,
+    ) -> None:
+        """Store (or overwrite) a thread's response and move the task's updated_at."""
+        ...
+
+    async def interrupt_running(self, *, reason: str, id_runs: Sequence[str] | None = None) -> int:
+        """Mark replies left running (all, or those of `id_runs`) as interrupted; return how many."""
+        ...
+
+
+class BlobWriter(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self) -> BlobInfo: ...
+
+    async def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """File bytes with their metadata, scoped by team agent."""
+
+    async def writer(
+        self,
+        *,
+        id_team_agent: str,
+        id_file: str,
+        name: str,
+        mime_type: str,
+        kind: str,
+        id_task: str | None = None,
+    ) -> BlobWriter:
+        """Start a streamed write; nothing is visible until `commit`, `abort` leaves nothing."""
+        ...
+
+    async def info(self, *, id_team_agent: str, id_file: str) -> BlobInfo | None: ...
+
+    def read(self, *, id_team_agent: str, id_file: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """Stream the bytes of a file. Raise `FileNotFound` if it does not exist."""
+        ...
+
+    async def delete(self, *, id_team_agent: str, id_file: str) -> None: ...
+
+
+class RunRegistry(Protocol):
+    """Live runs: one per task at a time, their events buffered for followers, interrupts delivered."""
+
+    async def open(self, *, key: TaskKey, id_run: str, on_interrupt: Callable[[str], None]) -> None:
+        """Claim the task for a run. Raise `TaskBusy` if another run holds it."""
+        ...
+
+    async def publish(self, *, key: TaskKey, id_run: str, seq: int, event: MessageChunk) -> None: ...
+
+    async def close(self, *, key: TaskKey, id_run: str) -> None:
+        """Release the task after the terminal event was published; the buffer stays readable a while."""
+        ...
+
+    async def active(self, *, key: TaskKey) -> str | None:
+        """The id of the run holding the task, if any."""
+        ...
+
+    async def read(
+        self, *, key: TaskKey, id_run: str, after: int, timeout: float
+    ) -> tuple[list[tuple[int, MessageChunk]], bool]:
+        """Events of `id_run` with seq > `after`, waiting up to `timeout` for one.
+
+        Returns (events, ended): `ended` once the run closed and every event was returned.
+        Raise `UnknownEventId` if the run is not (or no longer) buffered here.
+        """
+        ...
+
+    async def interrupt(self, *, key: TaskKey, reason: str) -> str:
+        """Ask the run holding the task to stop; return its id. Raise `NoActiveRun` if none."""
+        ...

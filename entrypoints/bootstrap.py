@@ -1,0 +1,138 @@
+"""The composition root: builds every adapter from Settings. Nothing connects until `start()`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from adapters.echo_llm import EchoLLM
+from adapters.fs_blobs import FilesystemBlobStore
+from adapters.memory_runs import InMemoryRunRegistry
+from adapters.not_configured_llm import NotConfiguredLLM
+from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
+from adapters.sqlalchemy_store.migrate import upgrade_async
+from application.conversation import Conversation
+from application.tasks import Tasks
+from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
+from entrypoints.forms import FormLimits
+from entrypoints.settings import Settings
+
+log = logging.getLogger("agent.bootstrap")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Services:
+    """Ready ports and use cases, plus what must run at startup and shutdown."""
+
+    conversation: Conversation
+    tasks: Tasks
+    blobs: BlobStore
+    limits: FormLimits
+    keepalive_s: float = 15.0
+    on_disconnect: str = "continue"
+    shutdown_grace_s: float = 20.0
+    public_base_url: str = ""
+    on_startup: list[Hook] = field(default_factory=list)
+    on_shutdown: list[Hook] = field(default_factory=list)
+
+    async def start(self) -> None:
+        for hook in self.on_startup:
+            await hook()
+
+    async def stop(self) -> None:
+        await self.conversation.drain(grace_s=self.shutdown_grace_s)
+        for hook in reversed(self.on_shutdown):
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+
+
+def limits_from(settings: Settings) -> FormLimits:
+    return FormLimits(
+        max_upload_bytes=settings.max_upload_bytes,
+        max_request_bytes=settings.max_request_bytes,
+        max_files=settings.max_files,
+        max_text_bytes=settings.max_text_bytes,
+    )
+
+
+def compose(
+    *,
+    settings: Settings,
+    store: TaskStore,
+    llm: LLM,
+    blobs: BlobStore,
+    registry: RunRegistry,
+) -> Services:
+    """Wire use cases over ready ports (tests call this with fakes)."""
+    conversation = Conversation(
+        store=store,
+        llm=llm,
+        blobs=blobs,
+        registry=registry,
+        persist_interval_s=settings.stream_persist_interval_ms / 1000,
+    )
+    return Services(
+        conversation=conversation,
+        tasks=Tasks(store=store, blobs=blobs, conversation=conversation),
+        blobs=blobs,
+        limits=limits_from(settings),
+        keepalive_s=settings.stream_keepalive_s,
+        on_disconnect=settings.stream_on_disconnect,
+        shutdown_grace_s=settings.shutdown_grace_s,
+        public_base_url=settings.public_base_url,
+    )
+
+
+def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> LLM:
+    if settings.ai_provider == "echo":
+        return EchoLLM(delay_s=settings.ai_echo_delay_ms / 1000)
+    key = settings.ai_google_gemini_api_key
+    if (key is None or not key.get_secret_value()) and not settings.ai_google_gemini_vertexai:
+        log.warning(
+            "AI_GOOGLE_GEMINI_API_KEY is not set: every message will end with an error event. "
+            "Set it, or use AI_PROVIDER=echo for an offline model."
+        )
+    return NotConfiguredLLM("The Gemini API key is not configured (set AI_GOOGLE_GEMINI_API_KEY)")
+
+
+def build(settings: Settings) -> Services:
+    """Every adapter from Settings: SQL store, filesystem blobs, in-process runs, the chosen LLM."""
+    url = settings.resolved_database_url()
+    database = create_database(
+        url,
+        PoolSettings(
+            size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_s=settings.database_pool_timeout_s,
+        ),
+    )
+    store = SqlAlchemyTaskStore(database)
+    blobs = FilesystemBlobStore(settings.data_dir / "files")
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.ai_google_gemini_timeout_s, connect=10.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    registry = InMemoryRunRegistry(keep_s=settings.stream_buffer_keep_s)
+    services = compose(
+        settings=settings, store=store, llm=build_llm(settings, blobs, http), blobs=blobs, registry=registry
+    )
+
+    async def migrate() -> None:
+        if settings.migrate_on_start:
+            await upgrade_async(url)
+
+    async def recover() -> None:
+        count = await store.interrupt_running(reason="server restarted")
+        if count:
+            log.warning("marked %d replies left running by a previous process as interrupted", count)
+
+    services.on_startup += [migrate, recover]
+    services.on_shutdown += [http.aclose, database.dispose]
+    return services

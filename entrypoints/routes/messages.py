@@ -1,0 +1,104 @@
+"""POST /messages: store the request, then stream the reply as Server-Sent Events."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response
+
+from domain.errors import InvalidInput, NoActiveRun
+from domain.model import MessageRequest, is_valid_id
+from entrypoints.deps import ServicesDep
+from entrypoints.errors import error_response
+from entrypoints.forms import ParsedForm, parse_form
+from entrypoints.routes.openapi import ID, event_stream_response, form_body
+from entrypoints.sse import EventStream
+
+router = APIRouter(tags=["messages"])
+
+MESSAGE_FIELDS = {"id_team_agent", "id_team", "id_task", "text"}
+
+
+def accepts_event_stream(accept: str | None) -> bool:
+    """True unless the Accept header rules text/event-stream out."""
+    if not accept or not accept.strip():
+        return True
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() not in ("text/event-stream", "text/*", "*/*"):
+            continue
+        q = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            if float(q) > 0:
+                return True
+        except ValueError:
+            return True
+    return False
+
+
+def required_id(form: ParsedForm, name: str) -> str:
+    value = form.fields.get(name, "")
+    if not value:
+        raise InvalidInput(name, "is required")
+    if not is_valid_id(value):
+        raise InvalidInput(name, "must be 1-128 letters, digits or _ . : @ - and start with a letter or digit")
+    return value
+
+
+def message_request(form: ParsedForm) -> MessageRequest:
+    agent, team = required_id(form, "id_team_agent"), required_id(form, "id_team")
+    id_task = required_id(form, "id_task") if form.fields.get("id_task") else ""
+    text = form.fields.get("text", "")
+    if not text.strip():
+        raise InvalidInput("text", "is required and must not be blank")
+    return MessageRequest(
+        id_team_agent=agent,
+        id_team=team,
+        id_task=id_task,
+        text=text,
+        created_at=datetime.now(UTC),
+        attachments=tuple(form.files),
+    )
+
+
+@router.post(
+    "/messages",
+    summary="Send a message and stream the reply",
+    response_class=Response,
+    responses=event_stream_response("The reply as Server-Sent Events"),
+    openapi_extra=form_body(
+        ["id_team_agent", "id_team", "text"],
+        {"id_team_agent": ID, "id_team": ID, "id_task": ID, "text": {"type": "string", "minLength": 1}},
+        files=True,
+    ),
+)
+async def post_message(request: Request, services: ServicesDep) -> Response:
+    if not accepts_event_stream(request.headers.get("accept")):
+        return error_response(request, 406, "not_acceptable", "this endpoint streams text/event-stream")
+    form = await parse_form(
+        request, text_fields=MESSAGE_FIELDS, with_files=True, limits=services.limits, blobs=services.blobs
+    )
+    try:
+        message = message_request(form)
+        run, _ = await services.conversation.start(message)
+    except BaseException:
+        agent = form.fields.get("id_team_agent", "")
+        for attachment in form.files:
+            if attachment.id_file and agent:
+                await services.blobs.delete(id_team_agent=agent, id_file=attachment.id_file)
+        raise
+    conversation = services.conversation
+
+    async def interrupt_on_disconnect() -> None:
+        if services.on_disconnect == "interrupt" and conversation.live(run.key) is run:
+            with contextlib.suppress(NoActiveRun):
+                await conversation.interrupt(key=run.key, reason="client disconnected")
+
+    return EventStream(
+        conversation=conversation,
+        key=run.key,
+        id_run=run.id_run,
+        keepalive_s=services.keepalive_s,
+        on_disconnect=interrupt_on_disconnect,
+    )

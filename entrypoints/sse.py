@@ -1,0 +1,88 @@
+"""A hand-framed Server-Sent Events response that follows one run until its terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from application.conversation import Conversation
+from domain.model import TaskKey
+from entrypoints.chunks import DONE, PING, frame
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class EventStream(Response):
+    """ASGI response: `id:`/`data:` frames as they come, `: ping` when idle, `data: [DONE]` last.
+
+    A client that goes away is noticed through `receive()` (uvicorn drops writes to it silently);
+    `on_disconnect` then runs, e.g. to interrupt the run.
+    """
+
+    def __init__(
+        self,
+        *,
+        conversation: Conversation,
+        key: TaskKey,
+        id_run: str,
+        after: int = 0,
+        keepalive_s: float = 15.0,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._conversation = conversation
+        self._key = key
+        self._id_run = id_run
+        self._after = after
+        self._keepalive = keepalive_s
+        self.status_code = 200
+        self.media_type = "text/event-stream"
+        self.background = None
+        self.body = b""
+        self.raw_headers = SSE_HEADERS + (headers or [])
+        self._on_disconnect = on_disconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        pump = asyncio.create_task(self._pump(send))
+        watcher = asyncio.create_task(_until_disconnect(receive))
+        try:
+            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            completed = pump.done()
+            for task in (pump, watcher):
+                task.cancel()
+            await asyncio.gather(pump, watcher, return_exceptions=True)
+        if completed:
+            pump.result()
+        elif self._on_disconnect is not None:
+            await self._on_disconnect()
+
+    async def _pump(self, send: Send) -> None:
+        cursor, id_run = self._after, self._id_run
+        while True:
+            events, ended = await self._conversation.read(
+                key=self._key, id_run=id_run, after=cursor, timeout=self._keepalive
+            )
+            if events:
+                cursor = events[-1][0]
+                body = b"".join([frame(id_run, seq, event) for seq, event in events])
+            else:
+                body = b"" if ended else PING
+            if ended:
+                await send({"type": "http.response.body", "body": body + DONE, "more_body": False})
+                return
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    message: Message = {}
+    while message.get("type") != "http.disconnect":
+        message = await receive()
