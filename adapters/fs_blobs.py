@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import uuid
@@ -27,7 +28,7 @@ class FilesystemBlobWriter:
         self._size += len(data)
 
     async def commit(self) -> BlobInfo:
-        info = BlobInfo(**{**_as_dict(self._info), "size": self._size})
+        info = dataclasses.replace(self._info, size=self._size)
         await asyncio.to_thread(self._commit, info)
         return info
 

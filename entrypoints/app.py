@@ -18,7 +18,7 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = settings or Settings(_env_file=None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

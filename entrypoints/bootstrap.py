@@ -10,8 +10,8 @@ import httpx
 
 from adapters.echo_llm import EchoLLM
 from adapters.fs_blobs import FilesystemBlobStore
+from adapters.gemini import GeminiConfig, GeminiLLM
 from adapters.memory_runs import InMemoryRunRegistry
-from adapters.not_configured_llm import NotConfiguredLLM
 from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import upgrade_async
 from application.conversation import Conversation
@@ -94,12 +94,27 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
     if settings.ai_provider == "echo":
         return EchoLLM(delay_s=settings.ai_echo_delay_ms / 1000)
     key = settings.ai_google_gemini_api_key
-    if (key is None or not key.get_secret_value()) and not settings.ai_google_gemini_vertexai:
+    config = GeminiConfig(
+        api_key=key.get_secret_value() if key is not None and key.get_secret_value() else None,
+        model=settings.ai_google_gemini_model,
+        base_url=settings.ai_google_gemini_base_url or None,
+        api_version=settings.ai_google_gemini_api_version or None,
+        thinking=settings.ai_google_gemini_thinking,
+        system_instruction=settings.ai_system_instruction or None,
+        timeout_s=settings.ai_google_gemini_timeout_s,
+        max_retries=settings.ai_google_gemini_max_retries,
+        google_search=settings.ai_google_gemini_search,
+        code_execution=settings.ai_google_gemini_code_execution,
+        vertexai=settings.ai_google_gemini_vertexai,
+        project=settings.ai_google_cloud_project or None,
+        location=settings.ai_google_cloud_location or None,
+    )
+    if not config.configured:
         log.warning(
             "AI_GOOGLE_GEMINI_API_KEY is not set: every message will end with an error event. "
             "Set it, or use AI_PROVIDER=echo for an offline model."
         )
-    return NotConfiguredLLM("The Gemini API key is not configured (set AI_GOOGLE_GEMINI_API_KEY)")
+    return GeminiLLM(config, blobs=blobs, http_client=http)
 
 
 def build(settings: Settings) -> Services:

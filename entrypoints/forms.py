@@ -139,7 +139,7 @@ class _Multipart:
 
         parser = MultipartParser(
             boundary,
-            {  # type: ignore[arg-type]
+            {
                 "on_part_begin": op("begin"),
                 "on_part_data": lambda data, start, end: self._ops.append(("data", data[start:end])),
                 "on_part_end": op("end"),
@@ -188,8 +188,8 @@ class _Multipart:
             elif kind == "data" and self._part is not None:
                 await self._part.write(args)
             elif kind == "end" and self._part is not None:
-                part, self._part = self._part, None
-                await self._close_part(part)
+                await self._close_part(self._part)
+                self._part = None
             elif kind == "done":
                 self._finished = True
 
@@ -238,8 +238,9 @@ class _Multipart:
         if part.size == 0 and part.empty_ok:
             await part.discard()
         elif part.writer is not None:
-            part.writer, writer = None, part.writer
-            self.files.append(_sized(attachment, (await writer.commit()).size))
+            info = await part.writer.commit()
+            part.writer = None
+            self.files.append(_sized(attachment, info.size))
         elif part.spool is not None:
             self._parked.append((attachment, part.spool))
             part.spool = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from google.genai import types
@@ -50,7 +51,7 @@ class AttachmentParts:
 
     async def resolve(
         self, history: Sequence[MessageRequest], request: MessageRequest, *, reserved: int = 0
-    ) -> AsyncIterator[Loading]:
+    ) -> AsyncGenerator[Loading, None]:
         items = [item async for item in self._items(history, request)]
         inline: list[_Item] = []
         for item in items:
@@ -73,8 +74,9 @@ class AttachmentParts:
             if item.key not in uploading:
                 await self._read_inline(item)
         if uploads:
-            async for loading in self._upload(uploads):
-                yield loading
+            async with contextlib.aclosing(self._upload(uploads)) as loadings:
+                async for loading in loadings:
+                    yield loading
 
     async def _items(self, history: Sequence[MessageRequest], request: MessageRequest) -> AsyncIterator[_Item]:
         seen: set[FileKey] = set()
@@ -105,19 +107,20 @@ class AttachmentParts:
         data = b"".join(chunks)
         self.parts[item.key] = types.Part.from_bytes(data=data, mime_type=item.attachment.mime_type)
 
-    async def _upload(self, uploads: list[_Item]) -> AsyncIterator[Loading]:
+    async def _upload(self, uploads: list[_Item]) -> AsyncGenerator[Loading, None]:
         assert self._uploader is not None
         total = sum(item.size for item in uploads) or 1
         done = 0
         for item in uploads:
             yield Loading(progress=round(done / total, 3))
             try:
-                async for step in self._uploader.upload(item.key[0], item.attachment):
-                    if isinstance(step, FileRef):
-                        self._cache.put(item.key, step)
-                        self.parts[item.key] = _uri_part(step)
-                    else:
-                        yield step
+                async with contextlib.aclosing(self._uploader.upload(item.key[0], item.attachment)) as steps:
+                    async for step in steps:
+                        if isinstance(step, FileRef):
+                            self._cache.put(item.key, step)
+                            self.parts[item.key] = _uri_part(step)
+                        else:
+                            yield step
             except FileNotFound:
                 _missing(item.attachment, item.current)
             done += item.size

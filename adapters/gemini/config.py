@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from google.genai import types
 
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
+NON_THINKING = ("image", "tts", "gemini-2.0", "gemini-1.5")
 MB = 1024 * 1024
 
 
@@ -16,7 +17,9 @@ class GeminiConfig:
 
     `thinking` is "off", "auto", a token budget ("1024", "-1" for dynamic) or a level ("low", "medium",
     "high"). `inline_limit_bytes` bounds the base64 size of the attachments sent inside a request; larger
-    ones go through the Files API (Gemini Developer API only).
+    ones go through the Files API (Gemini Developer API only). The SDK applies one timeout to every phase
+    of a request, so `timeout_s` bounds connecting and each wait for streamed bytes alike, while
+    `connect_timeout_s` bounds the short Files API status calls.
     """
 
     api_key: str | None = None
@@ -65,6 +68,8 @@ def thinking_config(model: str, thinking: str) -> types.ThinkingConfig | None:
     """The ThinkingConfig for `thinking` on `model` (None leaves the model's default)."""
     value = thinking.strip().lower()
     name = model.lower()
+    if any(marker in name for marker in NON_THINKING):
+        return None
     if value == "off":
         if "2.5" in name and "pro" not in name:
             return types.ThinkingConfig(thinking_budget=0)

@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from google import genai
@@ -67,7 +67,7 @@ class FileUploader:
         self._poll = poll_interval_s
         self._get_options = types.HttpOptions(timeout=int(request_timeout_s * 1000))
 
-    async def upload(self, id_team_agent: str, attachment: Attachment) -> AsyncIterator[Loading | FileRef]:
+    async def upload(self, id_team_agent: str, attachment: Attachment) -> AsyncGenerator[Loading | FileRef, None]:
         path = await self._spool(id_team_agent, attachment)
         try:
             file = await self._client.aio.files.upload(

@@ -6,30 +6,10 @@ import json
 from collections.abc import Mapping, Sequence
 
 from google.genai import types
-from pydantic import ValidationError
 
 from adapters.gemini.files_api import FileKey
+from adapters.gemini.replay import replay_parts
 from domain.model import MessageRequest, Thread
-
-
-def replay_parts(model_turn: object) -> list[types.Part] | None:
-    """The model's parts stored by an earlier reply (with thought signatures), None if unusable.
-
-    Function calls are left out: nothing here answers them, and Gemini rejects an unanswered call.
-    """
-    if not isinstance(model_turn, list) or not model_turn:
-        return None
-    parts: list[types.Part] = []
-    for item in model_turn:
-        if not isinstance(item, dict):
-            return None
-        try:
-            part = types.Part.model_validate(item)
-        except ValidationError:
-            return None
-        if part.function_call is None and part.function_response is None:
-            parts.append(part)
-    return parts or None
 
 
 def model_parts(thread: Thread) -> list[types.Part]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import httpx
 from google import genai
@@ -64,15 +65,18 @@ class GeminiLLM:
             blobs=self._blobs, cache=self._files, uploader=uploader, limit=config.inline_limit_bytes
         )
         earlier = [thread.request for thread in history]
-        async for loading in resolver.resolve(earlier, request, reserved=payload_bytes(history, request)):
-            yield loading
+        reserved = payload_bytes(history, request)
+        async with contextlib.aclosing(resolver.resolve(earlier, request, reserved=reserved)) as loadings:
+            async for loading in loadings:
+                yield loading
         contents = build_contents(history, request, resolver.parts)
-        async for event in self._reply(client, contents, generate_config(config)):
-            yield event
+        async with contextlib.aclosing(self._reply(client, contents, generate_config(config))) as events:
+            async for event in events:
+                yield event
 
     async def _reply(
         self, client: genai.Client, contents: list[types.Content], options: types.GenerateContentConfig
-    ) -> AsyncIterator[LLMEvent]:
+    ) -> AsyncGenerator[LLMEvent, None]:
         async def open_stream() -> AsyncIterator[types.GenerateContentResponse]:
             return await client.aio.models.generate_content_stream(
                 model=self._config.model, contents=list(contents), config=options

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from google.genai import types
 
 from adapters.gemini.mime import extension, kind_of, playable
+from adapters.gemini.replay import merge_part, replay_data
 from domain.errors import LLMError
 from domain.events import (
     Finished,
@@ -73,32 +74,6 @@ def step_line(part: types.Part) -> str | None:
     if (tool := part.tool_call) is not None:
         return one_line(f"Using {tool.tool_type.value if tool.tool_type else 'a tool'}")
     return None
-
-
-def merge_part(parts: list[types.Part], part: types.Part) -> None:
-    """Append a streamed part, joining text fragments into the part they continue (as a non-streamed
-    reply would hold them); a thought signature ends the part it lands on."""
-    last = parts[-1] if parts else None
-    if (
-        last is not None
-        and part.text is not None
-        and last.text is not None
-        and bool(last.thought) == bool(part.thought)
-        and last.thought_signature is None
-    ):
-        parts[-1] = last.model_copy(update={"text": last.text + part.text, "thought_signature": part.thought_signature})
-    else:
-        parts.append(part)
-
-
-def replay_data(parts: list[types.Part]) -> list[dict[str, object]]:
-    """JSON-ready parts to send back next turn; unsigned thoughts are dropped (the reasoning is kept
-    elsewhere and Gemini needs only their signatures)."""
-    return [
-        part.model_dump(mode="json", exclude_none=True)
-        for part in parts
-        if not (part.thought and part.thought_signature is None)
-    ]
 
 
 class ReplyMapper:

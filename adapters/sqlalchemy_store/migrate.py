@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -19,14 +21,19 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def _isolated(action: Callable[[], None]) -> None:
+    """migrations/env.py drives its own event loop, so it runs in a thread with none."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(action).result()
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    _isolated(lambda: command.upgrade(alembic_config(url), revision))
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    _isolated(lambda: command.downgrade(alembic_config(url), revision))
 
 
 async def upgrade_async(url: str) -> None:
-    """Migrations drive their own event loop, so run them in a worker thread."""
     await asyncio.to_thread(upgrade, url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +22,9 @@ from entrypoints.schemas import ErrorModel, Mapper, TaskModel, TaskPatch
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 TeamFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="If given, the task must belong to this team")]
-NOT_FOUND = {404: {"model": ErrorModel, "description": "No such task for this team agent (or team)"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorModel, "description": "No such task for this team agent (or team)"}
+}
 MAX_LIMIT = 1000
 
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.memory_runs import InMemoryRunRegistry
+from application.conversation import Conversation
+from application.tasks import Tasks
+from domain.model import MessageRequest
+from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
+
+
+class World:
+    def __init__(self) -> None:
+        self.store = FakeTaskStore()
+        self.blobs = FakeBlobStore()
+        self.llm = ScriptedLLM()
+        self.registry = InMemoryRunRegistry()
+        self.conversation = Conversation(
+            store=self.store, llm=self.llm, blobs=self.blobs, registry=self.registry, persist_interval_s=0.05
+        )
+        self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def request(
+    text: str = "hello world", *, id_task: str = "t1", id_team: str = "team", agent: str = "agent"
+) -> MessageRequest:
+    return MessageRequest(
+        id_team_agent=agent, id_team=id_team, id_task=id_task, text=text, created_at=datetime.now(UTC)
+    )

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from application.conversation import INTERNAL_ERROR, LiveRun
+from domain.errors import LLMError, TaskBusy, TaskNotFound
+from domain.events import (
+    Error,
+    Finished,
+    Interrupted,
+    MediaChunk,
+    MessageChunk,
+    ModelTurn,
+    ReasoningChunk,
+    Started,
+    TextChunk,
+    UsageReport,
+)
+from domain.model import Attachment, TaskKey, ThreadStatus, Usage
+from tests.unit.conftest import World, request
+
+
+async def collect(world: World, run: LiveRun) -> list[MessageChunk]:
+    events: list[MessageChunk] = []
+    after = 0
+    while True:
+        batch, ended = await world.conversation.read(key=run.key, id_run=run.id_run, after=after, timeout=5)
+        events += [event for _, event in batch]
+        if batch:
+            after = batch[-1][0]
+        if ended:
+            return events
+
+
+async def test_a_reply_streams_and_is_stored_with_the_request(world: World) -> None:
+    world.llm.script = [
+        TextChunk("Hi"),
+        ReasoningChunk("thinking"),
+        TextChunk(" there"),
+        UsageReport(Usage(1, 2, 3, 6)),
+    ]
+
+    run, started = await world.conversation.start(request())
+    events = await collect(world, run)
+
+    assert isinstance(events[0], Started) and events[0] == started
+    assert events[1:] == [TextChunk("Hi"), ReasoningChunk("thinking"), TextChunk(" there"), Finished()]
+    task = world.store.tasks[TaskKey("agent", "t1")]
+    assert task.title == "hello world"
+    [thread] = task.threads
+    assert thread.request.text == "hello world"
+    assert thread.response is not None
+    assert (thread.response.text, thread.response.reasoning) == ("Hi there", "thinking")
+    assert thread.response.is_finished and thread.response.event == "finished"
+    assert thread.response.usage == Usage(1, 2, 3, 6)
+
+
+async def test_the_request_is_stored_before_the_reply_starts(world: World) -> None:
+    world.llm.gate = asyncio.Event()
+    world.llm.script = [TextChunk("late")]
+
+    run, _ = await world.conversation.start(request())
+
+    [thread] = world.store.tasks[run.key].threads
+    assert thread.status is ThreadStatus.RUNNING
+    assert thread.response is not None and thread.response.text == ""
+    world.llm.gate.set()
+    await run.done.wait()
+
+
+async def test_a_failing_model_ends_with_an_error_event_and_keeps_the_request(world: World) -> None:
+    world.llm.script = [TextChunk("partial"), LLMError("The model is overloaded, try again", retryable=True)]
+
+    run, _ = await world.conversation.start(request())
+    events = await collect(world, run)
+
+    assert events[-1] == Error("The model is overloaded, try again")
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.is_error and response.text == "partial"
+    assert response.error == "The model is overloaded, try again"
+
+
+async def test_a_bug_in_the_model_adapter_never_leaks_its_text(world: World) -> None:
+    world.llm.script = [RuntimeError("secret /etc/passwd SELECT *")]
+
+    run, _ = await world.conversation.start(request())
+    events = await collect(world, run)
+
+    assert events[-1] == Error(INTERNAL_ERROR)
+
+
+async def test_interrupt_cancels_the_model_and_stores_the_partial_reply(world: World) -> None:
+    world.llm.script = [TextChunk("one"), TextChunk("two")]
+    world.llm.gate = asyncio.Event()
+    world.llm.gate.set()
+    hold = asyncio.Event()
+
+    async def held_stream(**kwargs):  # type: ignore[no-untyped-def]
+        yield TextChunk("one")
+        await hold.wait()
+        yield TextChunk("never")
+
+    world.llm.stream = held_stream  # type: ignore[method-assign]
+    run, _ = await world.conversation.start(request())
+    while run.seq < 2:
+        await asyncio.sleep(0.01)
+
+    assert await world.conversation.interrupt(key=run.key, reason="stop") == run.id_run
+    events = await collect(world, run)
+
+    assert events[-1] == Interrupted("stop")
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.is_interrupted and response.reason == "stop"
+    assert response.text == "one"
+
+
+async def test_a_second_message_while_a_reply_runs_is_refused(world: World) -> None:
+    world.llm.gate = asyncio.Event()
+    world.llm.script = [TextChunk("x")]
+    run, _ = await world.conversation.start(request())
+
+    with pytest.raises(TaskBusy):
+        await world.conversation.start(request("again"))
+
+    assert len(world.store.tasks[run.key].threads) == 1
+    world.llm.gate.set()
+    await run.done.wait()
+    second, _ = await world.conversation.start(request("again"))
+    await second.done.wait()
+    assert len(world.store.tasks[run.key].threads) == 2
+
+
+async def test_a_task_of_another_team_is_not_found(world: World) -> None:
+    run, _ = await world.conversation.start(request())
+    await run.done.wait()
+
+    with pytest.raises(TaskNotFound):
+        await world.conversation.start(request(id_team="intruder"))
+
+    assert len(world.store.tasks[run.key].threads) == 1
+
+
+async def test_history_goes_to_the_model(world: World) -> None:
+    world.llm.script = [TextChunk("a")]
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    second, _ = await world.conversation.start(request("second"))
+    await second.done.wait()
+
+    history, current = world.llm.calls[1]
+    assert [t.request.text for t in history] == ["first"]
+    assert current.text == "second"
+
+
+async def test_a_created_task_request_is_answered_not_duplicated(world: World) -> None:
+    task = await world.tasks.create(id_team_agent="agent", id_team="team", text="plan a trip", id_task="t1")
+    assert task.threads[0].response is None
+
+    run, _ = await world.conversation.start(request("plan a trip"))
+    await run.done.wait()
+
+    [thread] = world.store.tasks[run.key].threads
+    assert thread.response is not None and thread.response.is_finished
+    assert world.llm.calls[0][0] == []
+
+
+async def test_generated_media_is_kept_as_a_file(world: World) -> None:
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    world.llm.script = [MediaChunk(kind="image", name="image-1.png", mime_type="image/png", content=png)]
+
+    run, _ = await world.conversation.start(request())
+    await run.done.wait()
+
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None
+    [attachment] = response.attachments
+    assert attachment == Attachment("image-1.png", "image", "image/png", 9, attachment.id_file)
+    assert world.blobs.files[("agent", attachment.id_file or "")][1] == b"\x89PNG fake"
+
+
+async def test_the_model_turn_is_kept_for_replay(world: World) -> None:
+    world.llm.script = [TextChunk("a"), ModelTurn([{"text": "a", "thought_signature": "c2ln"}])]
+
+    run, _ = await world.conversation.start(request())
+    await run.done.wait()
+
+    assert world.store.tasks[run.key].threads[0].model_turn == [{"text": "a", "thought_signature": "c2ln"}]
+
+
+async def test_long_replies_are_persisted_while_they_run(world: World) -> None:
+    release = asyncio.Event()
+
+    async def slow(**kwargs):  # type: ignore[no-untyped-def]
+        for word in ["a", "b", "c", "d"]:
+            yield TextChunk(word)
+            await asyncio.sleep(0.03)
+        await release.wait()
+
+    world.llm.stream = slow  # type: ignore[method-assign]
+    run, _ = await world.conversation.start(request())
+    await asyncio.sleep(0.2)
+
+    partial = [r for _, r in world.store.saves if r.text and not r.is_finished]
+    assert partial, "a partial reply should have been stored before the end"
+    assert world.store.tasks[run.key].threads[0].status is ThreadStatus.RUNNING
+    release.set()
+    await run.done.wait()
+
+
+async def test_reading_a_task_shows_the_live_partial_reply(world: World) -> None:
+    hold = asyncio.Event()
+
+    async def held(**kwargs):  # type: ignore[no-untyped-def]
+        yield TextChunk("so far")
+        await hold.wait()
+
+    world.llm.stream = held  # type: ignore[method-assign]
+    world.conversation._persist_interval = 60  # no periodic write: the overlay is what shows it
+    run, _ = await world.conversation.start(request())
+    while run.seq < 2:
+        await asyncio.sleep(0.01)
+
+    task = await world.tasks.get(key=run.key)
+    response = task.threads[0].response
+    assert response is not None and response.text == "so far"
+    assert not (response.is_finished or response.is_error or response.is_interrupted)
+    hold.set()
+    await run.done.wait()
+
+
+async def test_drain_interrupts_what_does_not_end_in_time(world: World) -> None:
+    hold = asyncio.Event()
+
+    async def held(**kwargs):  # type: ignore[no-untyped-def]
+        yield TextChunk("x")
+        await hold.wait()
+
+    world.llm.stream = held  # type: ignore[method-assign]
+    run, _ = await world.conversation.start(request())
+
+    await world.conversation.drain(grace_s=0.05)
+
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.is_interrupted and response.reason == "server shutting down"
