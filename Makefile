@@ -11,7 +11,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.lock
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -39,12 +39,21 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
-	$(BIN)/python -m bench.run
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.lock 2>/dev/null | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): requirements-bench.lock $(STAMP)
+	$(BIN)/python -m pip install -q -r requirements-bench.lock
+	@rm -f $(VENV)/.bench-installed-*
+	@touch $(BENCH_STAMP)
+
+# `make bench` (full scale, several minutes) or `make bench ARGS=--quick`; not part of `make test`.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements-bench.lock -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
