@@ -15,7 +15,7 @@ from typing import Any
 from application.clock import new_id, new_run_id, utcnow
 from application.reply import ReplyBuilder
 from application.titles import fallback_title
-from domain.errors import LLMError, TaskExists, TaskNotFound
+from domain.errors import LLMError, NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
 from domain.events import (
     Error,
     Finished,
@@ -42,6 +42,7 @@ from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The reply failed because of an internal error"
+DOUBLE_TEXT_WAIT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -57,7 +58,6 @@ class LiveRun:
     interrupt_reason: str | None = None
     pump: asyncio.Task[Terminal] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    persisted_version: int = -1
     last_persist: float = 0.0
     persisting: asyncio.Task[None] | None = None
 
@@ -79,6 +79,7 @@ class Conversation:
         blobs: BlobStore,
         registry: RunRegistry,
         persist_interval_s: float = 1.0,
+        double_text: str = "reject",
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
@@ -86,6 +87,8 @@ class Conversation:
         self._blobs = blobs
         self._registry = registry
         self._persist_interval = persist_interval_s
+        self._double_text = double_text
+        self._accepting = True
         self._now = now
         self._live: dict[TaskKey, LiveRun] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -94,7 +97,12 @@ class Conversation:
         return self._live.get(key)
 
     async def start(self, request: MessageRequest) -> tuple[LiveRun, Started]:
-        """Store the request write-ahead and start the reply. Raise TaskNotFound or TaskBusy first."""
+        """Store the request write-ahead and start the reply. Raise TaskNotFound or TaskBusy first.
+
+        With the `interrupt` double-text policy a running reply of the task is stopped first.
+        """
+        if not self._accepting:
+            raise ShuttingDown()
         if not request.id_task:
             request.id_task = new_id()
         key = request.key
@@ -102,7 +110,8 @@ class Conversation:
         if task is not None and task.id_team != request.id_team:
             raise TaskNotFound()
         run = LiveRun(key, new_run_id(), "", request, [], ReplyBuilder(request, self._now()))
-        await self._registry.open(key=key, id_run=run.id_run, on_interrupt=run.interrupt)
+        if await self._claim(run):
+            task = await self._store.get_task(key=key)
         try:
             await self._write_ahead(task, run)
         except BaseException:
@@ -118,6 +127,26 @@ class Conversation:
         await self._publish(run, started)
         self._spawn(self._execute(run))
         return run, started
+
+    async def _claim(self, run: LiveRun) -> bool:
+        """Open the run in the registry; True if another run had to be interrupted first."""
+        try:
+            await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
+            return False
+        except TaskBusy:
+            if self._double_text != "interrupt":
+                raise
+        with contextlib.suppress(NoActiveRun):
+            await self._registry.interrupt(key=run.key, reason="replaced by a newer message")
+        try:
+            async with asyncio.timeout(DOUBLE_TEXT_WAIT_S):
+                # the old run may live on another replica: poll the shared registry
+                while await self._registry.active(key=run.key) is not None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise TaskBusy() from None
+        await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
+        return True
 
     async def _write_ahead(self, task: Task | None, run: LiveRun) -> None:
         request = run.request
@@ -297,7 +326,8 @@ class Conversation:
         task.add_done_callback(self._background.discard)
 
     async def drain(self, *, grace_s: float, reason: str = "server shutting down") -> None:
-        """Let running replies end within `grace_s`, then interrupt the rest and wait for them."""
+        """Refuse new runs, let running ones end within `grace_s`, then interrupt the rest and wait for them."""
+        self._accepting = False
         runs = list(self._live.values())
         if runs:
             await asyncio.wait([asyncio.create_task(r.done.wait()) for r in runs], timeout=grace_s)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from domain.events import (
     Error,
     Finished,
     Interrupted,
+    Loading,
     MediaChunk,
     MessageChunk,
     ReasoningChunk,
@@ -20,7 +22,12 @@ from domain.model import Attachment, MessageRequest, MessageResponse, Usage
 
 
 class ReplyBuilder:
-    """Accumulates text, reasoning and media in order; `snapshot()` is the response so far."""
+    """Accumulates text, reasoning and media in order; `snapshot()` is the response so far.
+
+    The outline records every content event compactly so the exact stream can be rebuilt later:
+    an int n is a text chunk of n characters, ["r", n] a reasoning chunk, ["m", i] the media of
+    attachment i, ["u", ...] a media chunk given by URL, ["s", step, content] a step, ["l", progress] a loading.
+    """
 
     def __init__(self, request: MessageRequest, created_at: datetime) -> None:
         self._base = MessageResponse(
@@ -32,24 +39,30 @@ class ReplyBuilder:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._attachments: list[Attachment] = []
-        self.steps: list[Step] = []
+        self._outline: list[Any] = []
         self.usage: Usage | None = None
         self.terminal: Terminal | None = None
-        self.version = 0
         self.created_at = created_at
 
     def add(self, event: MessageChunk, attachment: Attachment | None = None) -> None:
         if isinstance(event, TextChunk):
             self._text.append(event.content)
+            self._outline.append(len(event.content))
         elif isinstance(event, ReasoningChunk):
             self._reasoning.append(event.content)
-        elif isinstance(event, MediaChunk) and attachment is not None:
-            self._attachments.append(attachment)
+            self._outline.append(["r", len(event.content)])
+        elif isinstance(event, MediaChunk):
+            if attachment is not None:
+                self._attachments.append(attachment)
+                self._outline.append(["m", len(self._attachments) - 1])
+            else:
+                self._outline.append(["u", event.kind, event.name, event.mime_type, event.content, event.is_base64])
         elif isinstance(event, Step):
-            self.steps.append(event)
+            self._outline.append(["s", event.step, event.content])
+        elif isinstance(event, Loading):
+            self._outline.append(["l", event.progress])
         elif isinstance(event, Finished | Error | Interrupted):
             self.terminal = event
-        self.version += 1
 
     def snapshot(self) -> MessageResponse:
         response = replace(
@@ -58,6 +71,7 @@ class ReplyBuilder:
             reasoning="".join(self._reasoning),
             attachments=tuple(self._attachments),
             usage=self.usage,
+            outline=tuple(self._outline),
         )
         self._text[:] = [response.text]
         self._reasoning[:] = [response.reasoning] if response.reasoning else []

@@ -44,6 +44,11 @@ class UnknownEventId(DomainError):
         super().__init__("the event id does not belong to a run of this task")
 
 
+class ShuttingDown(DomainError):
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down; retry in a moment")
+
+
 class LLMError(DomainError):
     """A model failure with a message fit for the user; `retryable` if trying again may help."""
 

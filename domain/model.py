@@ -88,6 +88,8 @@ class MessageResponse:
     error: str | None = None
     reason: str | None = None
     usage: Usage | None = None
+    outline: tuple[Any, ...] = ()
+    """The streamed events in order, compactly (see application/replay.py), so a stream can be replayed."""
 
     @property
     def status(self) -> ThreadStatus:

@@ -10,11 +10,12 @@ import httpx
 
 from adapters.echo_llm import EchoLLM
 from adapters.fs_blobs import FilesystemBlobStore
-from adapters.gemini import GeminiConfig, GeminiLLM
+from adapters.gemini import GeminiConfig, GeminiLLM, supported_mime
 from adapters.memory_runs import InMemoryRunRegistry
 from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import upgrade_async
 from application.conversation import Conversation
+from application.resume import Resume
 from application.tasks import Tasks
 from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
 from entrypoints.forms import FormLimits
@@ -31,12 +32,15 @@ class Services:
 
     conversation: Conversation
     tasks: Tasks
+    resume: Resume
     blobs: BlobStore
     limits: FormLimits
     keepalive_s: float = 15.0
     on_disconnect: str = "continue"
     shutdown_grace_s: float = 20.0
     public_base_url: str = ""
+    # (kind, mime type) -> whether the model reads such a file; None accepts every file
+    accepts: Callable[[str, str], bool] | None = None
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
 
@@ -77,10 +81,12 @@ def compose(
         blobs=blobs,
         registry=registry,
         persist_interval_s=settings.stream_persist_interval_ms / 1000,
+        double_text=settings.stream_double_text,
     )
     return Services(
         conversation=conversation,
         tasks=Tasks(store=store, blobs=blobs, conversation=conversation),
+        resume=Resume(store=store, registry=registry, blobs=blobs),
         blobs=blobs,
         limits=limits_from(settings),
         keepalive_s=settings.stream_keepalive_s,
@@ -105,6 +111,7 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
         max_retries=settings.ai_google_gemini_max_retries,
         google_search=settings.ai_google_gemini_search,
         code_execution=settings.ai_google_gemini_code_execution,
+        inline_limit_bytes=settings.ai_google_gemini_inline_limit_bytes,
         vertexai=settings.ai_google_gemini_vertexai,
         project=settings.ai_google_cloud_project or None,
         location=settings.ai_google_cloud_location or None,
@@ -138,6 +145,8 @@ def build(settings: Settings) -> Services:
     services = compose(
         settings=settings, store=store, llm=build_llm(settings, blobs, http), blobs=blobs, registry=registry
     )
+    if settings.ai_provider == "gemini":
+        services.accepts = supported_mime
 
     async def migrate() -> None:
         if settings.migrate_on_start:

@@ -16,6 +16,7 @@ from domain.errors import (
     FileNotFound,
     InvalidInput,
     NoActiveRun,
+    ShuttingDown,
     TaskBusy,
     TaskExists,
     TaskNotFound,
@@ -33,6 +34,7 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
     (TaskBusy, 409, "task_busy"),
     (NoActiveRun, 409, "no_active_run"),
     (UnknownEventId, 409, "unknown_event_id"),
+    (ShuttingDown, 503, "shutting_down"),
 ]
 
 _HTTP_CODES = {
@@ -70,7 +72,8 @@ def install_error_handlers(app: FastAPI) -> None:
         for kind, status, code in _STATUS:
             if isinstance(error, kind):
                 field = error.field if isinstance(error, InvalidInput) else None
-                return error_response(request, status, code, str(error), field)
+                headers = {"Retry-After": "5"} if status == 503 else None
+                return error_response(request, status, code, str(error), field, headers)
         log.error("unmapped domain error %r", error)
         return error_response(request, 500, "internal_error", "internal server error")
 

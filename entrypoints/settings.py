@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     ai_google_gemini_max_retries: int = Field(default=3, ge=0)
     ai_google_gemini_search: bool = False
     ai_google_gemini_code_execution: bool = False
+    ai_google_gemini_inline_limit_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     ai_google_gemini_vertexai: bool = False
     ai_google_cloud_project: str | None = None
     ai_google_cloud_location: str | None = None
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     stream_keepalive_s: float = Field(default=15.0, gt=0)
     stream_persist_interval_ms: int = Field(default=1000, ge=50)
     stream_on_disconnect: Literal["continue", "interrupt"] = "continue"
+    stream_double_text: Literal["reject", "interrupt"] = "reject"
     stream_buffer_keep_s: float = Field(default=300.0, ge=0)
     shutdown_grace_s: float = Field(default=20.0, ge=0)
 

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from application.conversation import Conversation
-from domain.model import TaskKey
+from application.resume import EventSource
 from entrypoints.chunks import DONE, PING, frame
 
 SSE_HEADERS = [
@@ -29,17 +28,13 @@ class EventStream(Response):
     def __init__(
         self,
         *,
-        conversation: Conversation,
-        key: TaskKey,
-        id_run: str,
+        source: EventSource,
         after: int = 0,
         keepalive_s: float = 15.0,
         headers: list[tuple[bytes, bytes]] | None = None,
         on_disconnect: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._conversation = conversation
-        self._key = key
-        self._id_run = id_run
+        self._source = source
         self._after = after
         self._keepalive = keepalive_s
         self.status_code = 200
@@ -66,11 +61,9 @@ class EventStream(Response):
             await self._on_disconnect()
 
     async def _pump(self, send: Send) -> None:
-        cursor, id_run = self._after, self._id_run
+        cursor, id_run = self._after, self._source.id_run
         while True:
-            events, ended = await self._conversation.read(
-                key=self._key, id_run=id_run, after=cursor, timeout=self._keepalive
-            )
+            events, ended = await self._source.read(after=cursor, timeout=self._keepalive)
             if events:
                 cursor = events[-1][0]
                 body = b"".join([frame(id_run, seq, event) for seq, event in events])

@@ -72,6 +72,7 @@ def dump_response(response: MessageResponse) -> str:
             "is_interrupted": response.is_interrupted,
             "error": response.error,
             "reason": response.reason,
+            "outline": response.outline,
             "usage": None
             if usage is None
             else {
@@ -102,6 +103,7 @@ def load_response(raw: str, id_team_agent: str, id_task: str) -> MessageResponse
         error=data.get("error"),
         reason=data.get("reason"),
         usage=Usage(**usage) if usage else None,
+        outline=tuple(data.get("outline") or ()),
     )
 
 

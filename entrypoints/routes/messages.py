@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 
 from domain.errors import InvalidInput, NoActiveRun
-from domain.model import MessageRequest, is_valid_id
+from domain.model import Attachment, MessageRequest, is_valid_id
 from entrypoints.deps import ServicesDep
 from entrypoints.errors import error_response
-from entrypoints.forms import ParsedForm, parse_form
+from entrypoints.forms import FILE_FIELDS, FormError, ParsedForm, parse_form
 from entrypoints.routes.openapi import ID, event_stream_response, form_body
+from entrypoints.schemas import ErrorModel
 from entrypoints.sse import EventStream
 
 router = APIRouter(tags=["messages"])
@@ -46,6 +48,17 @@ def required_id(form: ParsedForm, name: str) -> str:
     return value
 
 
+def check_media(accepts: Callable[[str, str], bool] | None, files: Sequence[Attachment]) -> None:
+    """Raise FormError 415 naming the first file the model cannot read (before anything is stored)."""
+    if accepts is None:
+        return
+    for attachment in files:
+        if not accepts(attachment.type, attachment.mime_type):
+            field = next(name for name, kind in FILE_FIELDS.items() if kind == attachment.type)
+            detail = f"{attachment.name}: the model cannot read {attachment.mime_type} files in {field}"
+            raise FormError(415, field, detail)
+
+
 def message_request(form: ParsedForm) -> MessageRequest:
     agent, team = required_id(form, "id_team_agent"), required_id(form, "id_team")
     id_task = required_id(form, "id_task") if form.fields.get("id_task") else ""
@@ -66,7 +79,10 @@ def message_request(form: ParsedForm) -> MessageRequest:
     "/messages",
     summary="Send a message and stream the reply",
     response_class=Response,
-    responses=event_stream_response("The reply as Server-Sent Events"),
+    responses={
+        **event_stream_response("The reply as Server-Sent Events"),
+        415: {"model": ErrorModel, "description": "The model cannot read the type of an attached file"},
+    },
     openapi_extra=form_body(
         ["id_team_agent", "id_team", "text"],
         {"id_team_agent": ID, "id_team": ID, "id_task": ID, "text": {"type": "string", "minLength": 1}},
@@ -81,6 +97,7 @@ async def post_message(request: Request, services: ServicesDep) -> Response:
     )
     try:
         message = message_request(form)
+        check_media(services.accepts, message.attachments)
         run, _ = await services.conversation.start(message)
     except BaseException:
         agent = form.fields.get("id_team_agent", "")
@@ -96,9 +113,7 @@ async def post_message(request: Request, services: ServicesDep) -> Response:
                 await conversation.interrupt(key=run.key, reason="client disconnected")
 
     return EventStream(
-        conversation=conversation,
-        key=run.key,
-        id_run=run.id_run,
+        source=services.resume.live(run.key, run.id_run),
         keepalive_s=services.keepalive_s,
         on_disconnect=interrupt_on_disconnect,
     )

@@ -7,7 +7,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from application.clock import utcnow
@@ -15,9 +15,12 @@ from domain.errors import InvalidInput
 from domain.model import ID_PATTERN, Driver, TaskKey, is_valid_id
 from domain.ports import TaskPage
 from entrypoints.deps import ServicesDep, TaskId, TeamAgentId
+from entrypoints.errors import error_response
 from entrypoints.forms import parse_form
-from entrypoints.routes.openapi import ID, form_body
+from entrypoints.routes.messages import accepts_event_stream
+from entrypoints.routes.openapi import ID, event_stream_response, form_body
 from entrypoints.schemas import ErrorModel, Mapper, TaskModel, TaskPatch
+from entrypoints.sse import EventStream
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -141,6 +144,35 @@ async def delete_task(
 ) -> dict[str, str]:
     await services.tasks.delete(key=TaskKey(id_team_agent, id_task), id_team=id_team)
     return {"status": "deleted", "id_team_agent": id_team_agent, "id_task": id_task}
+
+
+@router.get(
+    "/{id_team_agent}/{id_task}/stream",
+    response_class=Response,
+    responses={
+        **event_stream_response("The latest run's events after `Last-Event-ID`, then live ones until `[DONE]`"),
+        **NOT_FOUND,
+        400: {"model": ErrorModel, "description": "Malformed event id"},
+        406: {"model": ErrorModel, "description": "Accept rules out text/event-stream"},
+        409: {"model": ErrorModel, "description": "The event id is of no run of this task, or no run exists"},
+    },
+    summary="Resume a reply's stream after a reconnect",
+)
+async def resume_stream(
+    request: Request,
+    services: ServicesDep,
+    id_team_agent: TeamAgentId,
+    id_task: TaskId,
+    id_team: TeamFilter = None,
+    last_event_id: Annotated[str | None, Query(max_length=100, description="Used when the header is absent")] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=100)] = None,
+) -> Response:
+    if not accepts_event_stream(request.headers.get("accept")):
+        return error_response(request, 406, "not_acceptable", "this endpoint streams text/event-stream")
+    resumption = await services.resume.open(
+        key=TaskKey(id_team_agent, id_task), last_event_id=last_event_id_header or last_event_id, id_team=id_team
+    )
+    return EventStream(source=resumption.source, after=resumption.after, keepalive_s=services.keepalive_s)
 
 
 @router.post(

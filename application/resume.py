@@ -1,0 +1,94 @@
+"""Resume: follow a task's latest run from right after the last event a client saw."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from application.replay import replay
+from domain.errors import InvalidInput, NoActiveRun, TaskNotFound, UnknownEventId
+from domain.events import MessageChunk
+from domain.model import TaskKey
+from domain.ports import BlobStore, RunRegistry, TaskStore
+
+_EVENT_ID = re.compile(r"^([0-9a-z]{1,64}):(\d{1,9})$")
+
+
+def parse_event_id(value: str) -> tuple[str, int]:
+    match = _EVENT_ID.fullmatch(value.strip())
+    if match is None:
+        raise InvalidInput("Last-Event-ID", "must be an event id of this API, like 3f9c0a1b22de:12")
+    return match.group(1), int(match.group(2))
+
+
+class EventSource(Protocol):
+    """What an SSE response follows: a live run in the registry, or a replay of a stored one."""
+
+    id_run: str
+
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSource:
+    registry: RunRegistry
+    key: TaskKey
+    id_run: str
+
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]:
+        return await self.registry.read(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSource:
+    id_run: str
+    events: list[tuple[int, MessageChunk]]
+
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]:
+        return [(seq, event) for seq, event in self.events if seq > after], True
+
+
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    source: EventSource
+    after: int
+
+
+class Resume:
+    """Where to resume: the live buffer while it lasts, else the stored reply rebuilt event by event."""
+
+    def __init__(self, *, store: TaskStore, registry: RunRegistry, blobs: BlobStore) -> None:
+        self._store = store
+        self._registry = registry
+        self._blobs = blobs
+
+    def live(self, key: TaskKey, id_run: str) -> EventSource:
+        return LiveSource(self._registry, key, id_run)
+
+    async def open(self, *, key: TaskKey, last_event_id: str | None, id_team: str | None = None) -> Resumption:
+        """Raise TaskNotFound, InvalidInput (malformed id), UnknownEventId (no such run), NoActiveRun (no run)."""
+        wanted = parse_event_id(last_event_id) if last_event_id else None
+        task = await self._store.get_task(key=key)
+        if task is None or (id_team is not None and task.id_team != id_team):
+            raise TaskNotFound()
+        runs = [t.id_run for t in task.threads if t.id_run]
+        latest = await self._registry.active(key=key) or (runs[-1] if runs else None)
+        if latest is None:
+            raise NoActiveRun()
+        after = 0
+        if wanted is not None:
+            id_run, seq = wanted
+            if id_run == latest:
+                after = seq
+            elif id_run not in runs:
+                raise UnknownEventId()
+        try:
+            await self._registry.read(key=key, id_run=latest, after=after, timeout=0)
+            return Resumption(self.live(key, latest), after)
+        except UnknownEventId:
+            pass
+        thread = next((t for t in reversed(task.threads) if t.id_run == latest), None)
+        if thread is None or thread.response is None:
+            raise UnknownEventId()
+        return Resumption(StoredSource(latest, await replay(thread.response, self._blobs)), after)
