@@ -25,7 +25,8 @@ def parse_event_id(value: str) -> tuple[str, int]:
 class EventSource(Protocol):
     """What an SSE response follows: a live run in the registry, or a replay of a stored one."""
 
-    id_run: str
+    @property
+    def id_run(self) -> str: ...
 
     async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]: ...
 

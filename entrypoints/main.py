@@ -1,34 +1,57 @@
-"""`python -m entrypoints.main`: serve on WEB_SERVER_HOST:WEB_SERVER_PORT."""
+"""`python -m entrypoints.main`: serve on WEB_SERVER_HOST:WEB_SERVER_PORT, draining streams on SIGTERM."""
 
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 from fastapi import FastAPI
 
 from entrypoints.app import create_app
-from entrypoints.bootstrap import build
+from entrypoints.bootstrap import Services, build
 from entrypoints.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM: stop accepting, give running replies the grace period, interrupt the rest.
+
+    uvicorn alone would wait and then cancel open streams without a last frame; here every stream gets its
+    terminal event and `[DONE]` before uvicorn closes the connections.
+    """
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self._services = services
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await self._services.conversation.drain(grace_s=self._services.shutdown_grace_s)
+        await super().shutdown(sockets=sockets)
 
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory entrypoints.main:app_from_env` (several workers)."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     return create_app(build(settings), settings)
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(
-        "entrypoints.main:app_from_env",
-        factory=True,
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    services = build(settings)
+    config = uvicorn.Config(
+        create_app(services, settings),
         host=settings.web_server_host,
         port=settings.web_server_port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 10,
     )
+    DrainingServer(config, services).run()
 
 
 if __name__ == "__main__":
