@@ -215,7 +215,7 @@ async def test_sigterm_lets_short_replies_finish_and_interrupts_long_ones(
         await asyncio.sleep(0.3)
         server.signal(signal.SIGTERM)
         long_result, short_result = await asyncio.gather(long_stream, short_stream)
-        assert server.wait() == 0
+        assert server.wait() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
     again = ServerProcess(tmp_path)
     again.env["WEB_SERVER_PORT"] = str(again.port)
     process_factory.append(again.start())
