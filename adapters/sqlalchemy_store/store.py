@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy_store import codec
+from adapters.sqlalchemy_store.batch import BatchingWriter, DirectWriter, Writer
 from adapters.sqlalchemy_store.engine import Database
 from adapters.sqlalchemy_store.tables import tasks, threads
 from domain.errors import TaskExists, TaskNotFound
@@ -36,27 +37,30 @@ class SqlAlchemyTaskStore:
     def __init__(self, db: Database, *, now_us: Callable[[], int] = _now_us) -> None:
         self._db = db
         self._now_us = now_us
+        self._write: Writer = BatchingWriter(db.writer) if db.is_sqlite else DirectWriter(db.writer)
 
     async def add_task(self, *, task: Task) -> None:
-        async with self._db.writer.begin() as conn:
-            try:
-                await conn.execute(
-                    insert(tasks).values(
-                        id_team_agent=task.id_team_agent,
-                        id_task=task.id_task,
-                        id_team=task.id_team,
-                        title=task.title,
-                        driver=task.driver.value,
-                        created_us=codec.to_us(task.created_at),
-                        updated_us=codec.to_us(task.updated_at),
-                    )
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(
+                insert(tasks).values(
+                    id_team_agent=task.id_team_agent,
+                    id_task=task.id_task,
+                    id_team=task.id_team,
+                    title=task.title,
+                    driver=task.driver.value,
+                    created_us=codec.to_us(task.created_at),
+                    updated_us=codec.to_us(task.updated_at),
                 )
-            except IntegrityError:
-                raise TaskExists() from None
+            )
             if task.threads:
                 now = codec.to_us(task.updated_at)
                 rows = [_thread_row(task.key, seq, t, now) for seq, t in enumerate(task.threads, 1)]
                 await conn.execute(insert(threads), rows)
+
+        try:
+            await self._write.run(op, isolated=True)
+        except IntegrityError:
+            raise TaskExists() from None
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         async with self._db.reader.connect() as conn:
@@ -113,12 +117,15 @@ class SqlAlchemyTaskStore:
 
     async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
         now = self._now_us()
-        async with self._db.writer.begin() as conn:
+
+        async def op(conn: AsyncConnection) -> None:
             moved = await conn.execute(update(tasks).where(_task_pk(key)).values(updated_us=now))
             if moved.rowcount == 0:
                 raise TaskNotFound()
             last = await conn.scalar(select(func.max(threads.c.seq)).where(_thread_fk(key)))
             await conn.execute(insert(threads).values(**_thread_row(key, (last or 0) + 1, thread, now)))
+
+        await self._write.run(op)
 
     async def save_response(
         self,
@@ -139,13 +146,16 @@ class SqlAlchemyTaskStore:
             values["id_run"] = id_run
         if model_turn is not None:
             values["model_turn"] = codec.dump_any(model_turn)
-        async with self._db.writer.begin() as conn:
+
+        async def op(conn: AsyncConnection) -> None:
             saved = await conn.execute(
                 update(threads).where(_thread_fk(key), threads.c.id_thread == id_thread).values(**values)
             )
             if saved.rowcount == 0:
                 raise TaskNotFound()
             await conn.execute(update(tasks).where(_task_pk(key)).values(updated_us=now))
+
+        await self._write.run(op)
 
     async def interrupt_running(self, *, reason: str, id_runs: Sequence[str] | None = None) -> int:
         query = select(threads).where(threads.c.status == ThreadStatus.RUNNING.value)
@@ -170,6 +180,15 @@ class SqlAlchemyTaskStore:
                 )
                 count += 1
         return count
+
+    async def running_runs(self) -> list[str]:
+        query = (
+            select(threads.c.id_run)
+            .where(threads.c.status == ThreadStatus.RUNNING.value, threads.c.id_run.is_not(None))
+            .distinct()
+        )
+        async with self._db.reader.connect() as conn:
+            return [row.id_run for row in await conn.execute(query)]
 
 
 async def _load_threads(conn: AsyncConnection, id_team_agent: str, found: list[Task]) -> None:
