@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
 from domain.events import MessageChunk
 from domain.model import TaskKey
+
+MIN_KEEP_S = 30.0
+"""Even when crowded, an ended run stays this long so readers still sending its tail can finish."""
 
 
 @dataclass(slots=True)
@@ -91,11 +94,23 @@ class InMemoryRunRegistry:
         self._runs[id_run].on_interrupt(reason)
         return id_run
 
+    async def live_runs(self) -> set[str]:
+        return set(self._active.values())
+
+    async def expired_runs(self) -> list[str]:
+        """Always empty: a run of this process lives exactly as long as the process."""
+        return []
+
+    async def reap(self, *, id_runs: Sequence[str], reason: str) -> list[str]:
+        return []
+
     def _prune(self) -> None:
-        deadline = time.monotonic() - self._keep_s
+        now = time.monotonic()
         while self._ended:
             id_run, ended_at = next(iter(self._ended.items()))
-            if ended_at > deadline and len(self._ended) <= self._max_kept:
+            expired = ended_at <= now - self._keep_s
+            crowded = len(self._ended) > self._max_kept and ended_at <= now - MIN_KEEP_S
+            if not (expired or crowded):
                 break
             del self._ended[id_run]
             self._runs.pop(id_run, None)

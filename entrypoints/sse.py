@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.responses import Response
@@ -10,6 +11,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from application.resume import EventSource
 from entrypoints.chunks import DONE, PING, frame
+
+log = logging.getLogger(__name__)
+LOST = b'data: {"event":"error","error":"the stream was lost; resume it with the last event id"}\n\n'
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -63,7 +67,12 @@ class EventStream(Response):
     async def _pump(self, send: Send) -> None:
         cursor, id_run = self._after, self._source.id_run
         while True:
-            events, ended = await self._source.read(after=cursor, timeout=self._keepalive)
+            try:
+                events, ended = await self._source.read(after=cursor, timeout=self._keepalive)
+            except Exception:
+                log.exception("lost the events of run %s after %d", id_run, cursor)
+                await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
+                return
             if events:
                 cursor = events[-1][0]
                 body = b"".join([frame(id_run, seq, event) for seq, event in events])

@@ -78,7 +78,7 @@ async def test_resume_after_a_restart_rebuilds_the_same_frames(settings_factory)
 
 async def test_resume_errors(client: httpx.AsyncClient) -> None:
     await client.post("/tasks/agent-1", data={"id_team": "team-1", "text": "x", "id_task": "fresh"})
-    _, done = await post_stream(client, data={**FORM, "id_task": "done", "text": "hi"})
+    await post_stream(client, data={**FORM, "id_task": "done", "text": "hi"})
     sse = {"Accept": "text/event-stream"}
 
     no_run = await client.get("/tasks/agent-1/fresh/stream", headers=sse)
@@ -170,16 +170,18 @@ async def test_kill_9_mid_stream_then_restart(tmp_path: Path, process_factory: l
     env = {"AI_ECHO_DELAY_MS": "40", "STREAM_PERSIST_INTERVAL_MS": "100"}
     server = ServerProcess(tmp_path, **env).start()
     process_factory.append(server)
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        async with http.stream("POST", "/messages", data={**FORM, "id_task": "crash", "text": WORDS}) as response:
-            seen = 0
-            async for chunk in response.aiter_raw():
-                seen += chunk.count(b"text-chunk")
-                if seen >= 8:
-                    break
-            await asyncio.sleep(0.3)
-            server.signal(signal.SIGKILL)
-            server.wait()
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as http,
+        http.stream("POST", "/messages", data={**FORM, "id_task": "crash", "text": WORDS}) as response,
+    ):
+        seen = 0
+        async for chunk in response.aiter_raw():
+            seen += chunk.count(b"text-chunk")
+            if seen >= 8:
+                break
+        await asyncio.sleep(0.3)
+        server.signal(signal.SIGKILL)
+        server.wait()
     again = ServerProcess(tmp_path, **env)
     again.port, again.url = server.port, server.url
     again.env["WEB_SERVER_PORT"] = str(server.port)
