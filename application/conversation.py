@@ -166,8 +166,12 @@ class Conversation:
             )
             try:
                 await self._store.add_task(task=task)
-            except TaskExists:
-                raise TaskNotFound() from None  # created by another request meanwhile, maybe another team
+            except TaskExists:  # created meanwhile by POST /tasks: answer there if it is the same team's
+                task = await self._store.get_task(key=run.key)
+                if task is None or task.id_team != request.id_team:
+                    raise TaskNotFound() from None
+                await self._write_ahead(task, run)
+                return
             self.spawn_title(task.key, request.text, task.title)
             return
         pending = _pending_thread(task, request)

@@ -245,3 +245,37 @@ async def test_drain_interrupts_what_does_not_end_in_time(world: World) -> None:
 
     response = world.store.tasks[run.key].threads[0].response
     assert response is not None and response.is_interrupted and response.reason == "server shutting down"
+
+
+async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    real_get = world.store.get_task
+    calls = 0
+
+    async def stale_once(**kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await real_get(**kwargs)
+
+    world.store.get_task = stale_once  # type: ignore[method-assign]
+    run, _ = await world.conversation.start(request("second"))
+    await run.done.wait()
+
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["first", "second"]
+
+
+async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
+    real_get = world.store.get_task
+    calls = 0
+
+    async def stale_once(**kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await real_get(**kwargs)
+
+    world.store.get_task = stale_once  # type: ignore[method-assign]
+    with pytest.raises(TaskNotFound):
+        await world.conversation.start(request("second"))
+
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
