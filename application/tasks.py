@@ -89,9 +89,9 @@ class Tasks:
         """Stop a running reply, delete the task with its threads, then its files."""
         await self.get(key=key, id_team=id_team, include_content=False)
         run = self._conversation.live(key)
+        with contextlib.suppress(NoActiveRun):  # the run may live on another replica
+            await self._conversation.interrupt(key=key, reason="task deleted")
         if run is not None:
-            with contextlib.suppress(NoActiveRun):
-                await self._conversation.interrupt(key=key, reason="task deleted")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.done.wait(), timeout=10)
         deleted = await self._store.delete_task(key=key)

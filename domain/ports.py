@@ -77,6 +77,10 @@ class TaskStore(Protocol):
         """Mark replies left running (all, or those of `id_runs`) as interrupted; return how many."""
         ...
 
+    async def running_runs(self) -> list[str]:
+        """The `id_run` of every reply stored as running (recovery compares them with live leases)."""
+        ...
+
 
 class BlobWriter(Protocol):
     async def write(self, data: bytes) -> None: ...
@@ -140,4 +144,17 @@ class RunRegistry(Protocol):
 
     async def interrupt(self, *, key: TaskKey, reason: str) -> str:
         """Ask the run holding the task to stop; return its id. Raise `NoActiveRun` if none."""
+        ...
+
+    async def live_runs(self) -> set[str]:
+        """Ids of the runs open now and holding a live lease, on any replica sharing this registry."""
+        ...
+
+    async def expired_runs(self) -> list[str]:
+        """Ids of open runs whose lease ran out: their replica stopped renewing it (crashed, frozen, cut off)."""
+        ...
+
+    async def reap(self, *, id_runs: Sequence[str], reason: str) -> list[str]:
+        """End the runs of `id_runs` whose lease is still expired, for followers: publish `Interrupted(reason)`
+        and close them. Return the ids ended here (each by one caller only, even with several reapers)."""
         ...

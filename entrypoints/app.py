@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from entrypoints.auth import ApiKeys, AuthMiddleware
 from entrypoints.bootstrap import Services
 from entrypoints.errors import install_error_handlers
+from entrypoints.failsafe import InternalErrorMiddleware
 from entrypoints.middleware import RequestIdMiddleware
+from entrypoints.ratelimit import RateLimitMiddleware
 from entrypoints.routes import health, router
+from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -37,8 +41,15 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(router)
+    app.include_router(router, responses=error_responses())
     app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(
+        RateLimitMiddleware,
+        streams_per_client=settings.rate_limit_streams_per_client,
+        requests_per_minute=settings.rate_limit_requests_per_minute,
+    )
+    app.add_middleware(AuthMiddleware, keys=ApiKeys.parse(settings.auth_api_keys.get_secret_value()))
     origins = Settings.split(settings.web_server_cors_origins)
     credentials = settings.web_server_cors_credentials and origins != ["*"]
     app.add_middleware(

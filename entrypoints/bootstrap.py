@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from adapters.echo_llm import EchoLLM
-from adapters.fs_blobs import FilesystemBlobStore
 from adapters.gemini import GeminiConfig, GeminiLLM, supported_mime
-from adapters.memory_runs import InMemoryRunRegistry
 from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import upgrade_async
 from application.conversation import Conversation
@@ -19,6 +17,7 @@ from application.resume import Resume
 from application.tasks import Tasks
 from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
 from entrypoints.forms import FormLimits
+from entrypoints.scaleout import build_blobs, build_registry, lifecycle
 from entrypoints.settings import Settings
 
 log = logging.getLogger("agent.bootstrap")
@@ -125,7 +124,7 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
 
 
 def build(settings: Settings) -> Services:
-    """Every adapter from Settings: SQL store, filesystem blobs, in-process runs, the chosen LLM."""
+    """Every adapter from Settings: SQL store, blobs, run registry (in-process or Redis), the chosen LLM."""
     url = settings.resolved_database_url()
     database = create_database(
         url,
@@ -136,12 +135,12 @@ def build(settings: Settings) -> Services:
         ),
     )
     store = SqlAlchemyTaskStore(database)
-    blobs = FilesystemBlobStore(settings.data_dir / "files")
+    blobs = build_blobs(settings, database)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.ai_google_gemini_timeout_s, connect=10.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
-    registry = InMemoryRunRegistry(keep_s=settings.stream_buffer_keep_s)
+    registry = build_registry(settings)
     services = compose(
         settings=settings, store=store, llm=build_llm(settings, blobs, http), blobs=blobs, registry=registry
     )
@@ -152,11 +151,7 @@ def build(settings: Settings) -> Services:
         if settings.migrate_on_start:
             await upgrade_async(url)
 
-    async def recover() -> None:
-        count = await store.interrupt_running(reason="server restarted")
-        if count:
-            log.warning("marked %d replies left running by a previous process as interrupted", count)
-
+    recover, stop_runs = lifecycle(settings, registry=registry, store=store, blobs=blobs)
     services.on_startup += [migrate, recover]
-    services.on_shutdown += [http.aclose, database.dispose]
+    services.on_shutdown += [http.aclose, database.dispose, stop_runs]
     return services

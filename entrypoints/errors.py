@@ -40,6 +40,7 @@ _STATUS: list[tuple[type[DomainError], int, str]] = [
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
@@ -85,6 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
+        if first.get("type") == "json_invalid":
+            return error_response(request, 400, "invalid_input", "the body is not valid JSON")
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
         field = ".".join(loc) or None
         message = str(first.get("msg", "invalid input"))
@@ -104,4 +107,6 @@ def install_error_handlers(app: FastAPI) -> None:
             request.url.path,
             getattr(request.state, "request_id", "-"),
         )
-        return error_response(request, 500, "internal_error", "internal server error")
+        request_id = getattr(request.state, "request_id", None)  # this answer bypasses RequestIdMiddleware
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return error_response(request, 500, "internal_error", "internal server error", headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import mimetypes
 import re
 import tempfile
@@ -18,6 +19,8 @@ from starlette.requests import Request
 from application.clock import new_id
 from domain.model import Attachment, AttachmentKind
 from domain.ports import BlobStore, BlobWriter
+from entrypoints.principal import key_team
+from entrypoints.sniff import SNIFF_BYTES, UnsupportedMedia, media_type
 
 FILE_FIELDS: dict[str, AttachmentKind] = {
     "images": "image",
@@ -52,11 +55,11 @@ class ParsedForm:
 def clean_filename(raw: str, fallback: str) -> str:
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C")
-    name = name.strip().lstrip(".")
+    name = name.strip().lstrip(". ")
     if len(name) > MAX_NAME_CHARS:
         stem, dot, ext = name.rpartition(".")
-        ext = ext[:16] if dot else ""
-        name = (stem if dot else name)[: MAX_NAME_CHARS - len(ext) - 1] + ("." + ext if ext else "")
+        ext = ext[:16].strip() if dot else ""
+        name = (stem if dot else name)[: MAX_NAME_CHARS - len(ext) - 1].rstrip() + ("." + ext if ext else "")
     return name or fallback
 
 
@@ -81,11 +84,14 @@ async def parse_form(
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limits.max_request_bytes:
         raise FormError(413, None, f"the request is larger than {limits.max_request_bytes} bytes")
+    team = key_team(request)
     if content_type == b"application/x-www-form-urlencoded":
-        return await _parse_urlencoded(request, text_fields, limits)
+        form = await _parse_urlencoded(request, text_fields, limits)
+        _check_team(form.fields.get("id_team"), team)
+        return form
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise FormError(400, None, "send multipart/form-data (or application/x-www-form-urlencoded)")
-    parser = _Multipart(text_fields, with_files, limits, blobs)
+    parser = _Multipart(text_fields, with_files, limits, blobs, team)
     try:
         await parser.run(request, options[b"boundary"])
     except BaseException:
@@ -111,6 +117,12 @@ async def _parse_urlencoded(request: Request, text_fields: set[str], limits: For
     return ParsedForm(fields)
 
 
+def _check_team(id_team: str | None, team: str | None) -> None:
+    """A team-scoped API key sends only as its own team (403, before any file is stored)."""
+    if team is not None and id_team is not None and id_team != team:
+        raise FormError(403, "id_team", "this API key cannot act for that team")
+
+
 def _check_field(name: str, size: int, text_fields: set[str], limits: FormLimits, seen: dict[str, Any]) -> None:
     if name not in text_fields:
         raise FormError(400, name[:64], f"unknown field {name[:64]!r}")
@@ -122,8 +134,11 @@ def _check_field(name: str, size: int, text_fields: set[str], limits: FormLimits
 
 
 class _Multipart:
-    def __init__(self, text_fields: set[str], with_files: bool, limits: FormLimits, blobs: BlobStore) -> None:
+    def __init__(
+        self, text_fields: set[str], with_files: bool, limits: FormLimits, blobs: BlobStore, team: str | None
+    ) -> None:
         self._text_fields, self._with_files, self._limits, self._blobs = text_fields, with_files, limits, blobs
+        self._team = team
         self.fields: dict[str, str] = {}
         self.files: list[Attachment] = []
         self._parked: list[tuple[Attachment, IO[bytes]]] = []
@@ -170,6 +185,8 @@ class _Multipart:
         await self._apply()
         if not self._finished:
             raise FormError(400, None, "malformed multipart body: it ends before its closing boundary")
+        if self._parked and not self.fields.get("id_task"):
+            self.fields["id_task"] = new_id()  # so every stored file knows its task (see routes/files.py)
         await self._unpark()
 
     def _header_end(self) -> None:
@@ -187,7 +204,11 @@ class _Multipart:
                 self._part = await self._open_part()
             elif kind == "data" and self._part is not None:
                 await self._part.write(args)
+                if self._part.head is not None and len(self._part.head) >= SNIFF_BYTES:
+                    await self._open_file(self._part, complete=False)
             elif kind == "end" and self._part is not None:
+                if self._part.head is not None:
+                    await self._open_file(self._part, complete=True)
                 await self._close_part(self._part)
                 self._part = None
             elif kind == "done":
@@ -212,9 +233,20 @@ class _Multipart:
         shown = clean_filename(filename, f"{kind}-{len(self.files) + len(self._parked) + 1}")
         content_type = self._headers.get(b"content-type", b"").decode("latin-1")
         attachment = Attachment(name=shown, type=kind, mime_type=_mime(content_type, shown), size=0, id_file=new_id())
-        part = _Part(base, attachment, self._limits.max_upload_bytes, empty_ok=not filename)
-        agent = self.fields.get("id_team_agent")
-        if agent is not None:
+        return _Part(base, attachment, self._limits.max_upload_bytes, empty_ok=not filename, head=bytearray())
+
+    async def _open_file(self, part: _Part, *, complete: bool) -> None:
+        """Sniff the type from the first bytes (415 if the field does not take it), then start storing."""
+        head, part.head, attachment = bytes(cast(bytearray, part.head)), None, cast(Attachment, part.attachment)
+        if not head and part.empty_ok:
+            return
+        try:
+            mime = media_type(attachment.type, attachment.name, head, hint=attachment.mime_type, complete=complete)
+        except UnsupportedMedia as error:
+            raise FormError(415, part.name, str(error)) from None
+        part.attachment = attachment = dataclasses.replace(attachment, mime_type=mime)
+        agent, kind, shown = self.fields.get("id_team_agent"), attachment.type, attachment.name
+        if agent is not None and self.fields.get("id_task"):
             part.writer = await self._blobs.writer(
                 id_team_agent=agent,
                 id_file=cast(str, attachment.id_file),
@@ -225,7 +257,7 @@ class _Multipart:
             )
         else:
             part.spool = await asyncio.to_thread(tempfile.TemporaryFile)
-        return part
+        await part.sink(head)
 
     async def _close_part(self, part: _Part) -> None:
         if part.attachment is None:
@@ -233,6 +265,8 @@ class _Multipart:
                 self.fields[part.name] = bytes(part.buffer).decode("utf-8")
             except UnicodeDecodeError:
                 raise FormError(400, part.name, f"{part.name} is not valid UTF-8") from None
+            if part.name == "id_team":
+                _check_team(self.fields[part.name], self._team)
             return
         attachment = _sized(part.attachment, part.size)
         if part.size == 0 and part.empty_ok:
@@ -294,6 +328,7 @@ class _Part:
     buffer: bytearray = field(default_factory=bytearray)
     writer: BlobWriter | None = None
     spool: IO[bytes] | None = None
+    head: bytearray | None = None  # a file's first bytes, kept until its type is sniffed
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -302,6 +337,12 @@ class _Part:
                 status = 413 if self.name == "text" else 400
                 raise FormError(status, self.name, f"{self.name} is longer than {self.limit} bytes")
             raise FormError(413, self.name, f"{self.attachment.name} is larger than {self.limit} bytes")
+        if self.head is not None:
+            self.head += data
+        else:
+            await self.sink(data)
+
+    async def sink(self, data: bytes) -> None:
         if self.writer is not None:
             await self.writer.write(data)
         elif self.spool is not None:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=10, ge=0)
     database_pool_timeout_s: float = Field(default=30.0, gt=0)
     migrate_on_start: bool = True
+    blob_store: Literal["filesystem", "database"] = "filesystem"
+
+    redis_url: str = ""
+    redis_key_prefix: str = "agent-stream"
+    run_lease_s: float = Field(default=15.0, gt=0)
+    run_reap_interval_s: float = Field(default=5.0, gt=0)
 
     stream_keepalive_s: float = Field(default=15.0, gt=0)
     stream_persist_interval_ms: int = Field(default=1000, ge=50)
@@ -60,6 +66,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     max_files: int = Field(default=32, ge=0)
     max_text_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    auth_api_keys: SecretStr = SecretStr("")
+    rate_limit_streams_per_client: int = Field(default=0, ge=0)
+    rate_limit_requests_per_minute: int = Field(default=0, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -6,7 +6,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -26,9 +26,16 @@ def _url() -> str:
     return Settings().resolved_database_url()
 
 
+# Replicas starting at once migrate one at a time: on PostgreSQL the whole run holds this advisory lock
+# (released with its transaction); the next one then finds the schema at head and does nothing.
+MIGRATION_LOCK = 0x61676E74  # "agnt"
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -101,6 +101,14 @@ class FakeTaskStore:
                     count += 1
         return count
 
+    async def running_runs(self) -> list[str]:
+        return [
+            t.id_run
+            for task in self.tasks.values()
+            for t in task.threads
+            if t.status is ThreadStatus.RUNNING and t.id_run is not None
+        ]
+
 
 @dataclass
 class FakeBlobWriter:

@@ -7,13 +7,14 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from application.clock import utcnow
 from domain.errors import InvalidInput
-from domain.model import ID_PATTERN, Driver, TaskKey, is_valid_id
+from domain.model import Driver, TaskKey, is_valid_id
 from domain.ports import TaskPage
+from entrypoints.auth import team_filter
 from entrypoints.deps import ServicesDep, TaskId, TeamAgentId
 from entrypoints.errors import error_response
 from entrypoints.forms import parse_form
@@ -24,7 +25,8 @@ from entrypoints.sse import EventStream
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-TeamFilter = Annotated[str | None, Query(pattern=ID_PATTERN, description="If given, the task must belong to this team")]
+# `?id_team=`, or the team of a team-scoped API key (see entrypoints/auth.py)
+TeamFilter = Annotated[str | None, Depends(team_filter)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorModel, "description": "No such task for this team agent (or team)"}
 }

@@ -102,7 +102,7 @@ async def test_uploads_are_stored_listed_and_served(client: httpx.AsyncClient) -
 
 async def test_a_failed_message_leaves_no_file_behind(client: httpx.AsyncClient, live) -> None:  # type: ignore[no-untyped-def]
     await post_stream(client, data={**FORM, "id_task": "owned"})
-    files = [("images", ("a.png", b"\x89PNG....", "image/png"))]
+    files = [("images", ("a.png", b"\x89PNG\r\n\x1a\n....", "image/png"))]
 
     response = await client.post("/messages", data={**FORM, "id_task": "owned", "id_team": "thief"}, files=files)
 
