@@ -149,9 +149,7 @@ DATABASES = pytest.mark.parametrize("subject", ["sqlite", "postgres"], indirect=
 @DATABASES
 async def test_uploads_reach_the_database_chunk_by_chunk(subject: Subject) -> None:
     assert subject.db is not None
-    writer = await subject.store.writer(
-        id_team_agent="agent", id_file="big", name="a", mime_type="x/y", kind="video"
-    )
+    writer = await subject.store.writer(id_team_agent="agent", id_file="big", name="a", mime_type="x/y", kind="video")
     for _ in range(50):
         await writer.write(b"v" * 333)
 

@@ -33,8 +33,9 @@ async def test_a_stored_reply_replays_exactly_what_was_streamed(world: World) ->
         Step(1, "search: weather"),
         TextChunk("Héllo\n"),
         MediaChunk(kind="image", name="image-1.png", mime_type="image/png", content=PNG),
-        MediaChunk(kind="video", name="clip", mime_type="video/mp4", content="https://x/v.mp4", is_base64=False,
-                   is_url=True),
+        MediaChunk(
+            kind="video", name="clip", mime_type="video/mp4", content="https://x/v.mp4", is_base64=False, is_url=True
+        ),
         TextChunk(" data: [DONE]\r\n"),
         Loading(0.5),
     ]
