@@ -14,7 +14,7 @@ from entrypoints.errors import install_error_handlers
 from entrypoints.failsafe import InternalErrorMiddleware
 from entrypoints.middleware import RequestIdMiddleware
 from entrypoints.ratelimit import RateLimitMiddleware
-from entrypoints.routes import health, router
+from entrypoints.routes import router
 from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
 
@@ -40,7 +40,6 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(health.router)
     app.include_router(router, responses=error_responses())
     app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
     app.add_middleware(InternalErrorMiddleware)

@@ -22,7 +22,7 @@ from domain.model import ID_PATTERN, BlobInfo, TaskKey, is_valid_id
 from entrypoints.errors import error_response
 from entrypoints.principal import key_team, set_principal
 
-EXEMPT = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+EXEMPT = frozenset({"/health", "/api/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 NO_TEAM = ""
 """The team filter of a scoped key asking for another team: no task has it, so nothing is found."""
 

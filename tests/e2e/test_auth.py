@@ -71,7 +71,9 @@ async def test_without_a_valid_key_every_route_answers_401(
     assert body["request_id"] == response.headers["x-request-id"]
 
 
-@pytest.mark.parametrize("path", ["/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+@pytest.mark.parametrize(
+    "path", ["/health", "/api/v1/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
+)
 async def test_health_and_docs_need_no_key(anon: httpx.AsyncClient, path: str) -> None:
     assert (await anon.get(path)).status_code == 200
 

@@ -50,7 +50,7 @@ def test_the_root_mount(case: Any, server: LiveServer) -> None:
     case.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
 
 
-@schema.exclude(path="/health").parametrize()  # health is served at the root only
+@schema.parametrize()
 @FUZZ
 def test_the_api_v1_mount(case: Any, server: LiveServer) -> None:
     case.call_and_validate(base_url=server.url + "/api/v1", checks=CHECKS, timeout=30)
