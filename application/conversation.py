@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from application.clock import new_id, new_run_id, utcnow
 from application.reply import ReplyBuilder
+from application.run import LiveRun, Runner
 from application.titles import fallback_title
-from domain.errors import LLMError, NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
+from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
 from domain.events import (
-    Error,
-    Finished,
-    Interrupted,
-    MediaChunk,
-    MessageChunk,
-    ModelTurn,
     Started,
-    Terminal,
-    UsageReport,
 )
 from domain.model import (
-    Attachment,
     Driver,
     MessageRequest,
-    MessageResponse,
     Task,
     TaskKey,
     Thread,
@@ -41,31 +29,7 @@ from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "The reply failed because of an internal error"
 DOUBLE_TEXT_WAIT_S = 10.0
-
-
-@dataclass(slots=True)
-class LiveRun:
-    key: TaskKey
-    id_run: str
-    id_thread: str
-    request: MessageRequest
-    history: list[Thread]
-    builder: ReplyBuilder
-    seq: int = 0
-    model_turn: Any = None
-    interrupt_reason: str | None = None
-    pump: asyncio.Task[Terminal] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    last_persist: float = 0.0
-    persisting: asyncio.Task[None] | None = None
-
-    def interrupt(self, reason: str) -> None:
-        if self.interrupt_reason is None:
-            self.interrupt_reason = reason
-        if self.pump is not None:
-            self.pump.cancel()
 
 
 class Conversation:
@@ -86,10 +50,12 @@ class Conversation:
         self._llm = llm
         self._blobs = blobs
         self._registry = registry
-        self._persist_interval = persist_interval_s
         self._double_text = double_text
         self._accepting = True
         self._now = now
+        self._runner = Runner(
+            store=store, llm=llm, blobs=blobs, registry=registry, persist_interval_s=persist_interval_s
+        )
         self._live: dict[TaskKey, LiveRun] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -124,9 +90,16 @@ class Conversation:
             id_task=request.id_task,
             created_at=run.builder.created_at,
         )
-        await self._publish(run, started)
-        self._spawn(self._execute(run))
+        await self._runner.publish(run, started)
+        self._spawn(self._run(run))
         return run, started
+
+    async def _run(self, run: LiveRun) -> None:
+        try:
+            await self._runner.execute(run)
+        finally:
+            if self._live.get(run.key) is run:
+                del self._live[run.key]
 
     async def _claim(self, run: LiveRun) -> bool:
         """Open the run in the registry; True if another run had to be interrupted first."""
@@ -190,126 +163,6 @@ class Conversation:
         """Stop the run holding the task (on any replica); return its id. Raise NoActiveRun if none."""
         return await self._registry.interrupt(key=key, reason=reason)
 
-    async def read(
-        self, *, key: TaskKey, id_run: str, after: int, timeout: float
-    ) -> tuple[list[tuple[int, MessageChunk]], bool]:
-        """Events of a run after seq `after` (see RunRegistry.read)."""
-        return await self._registry.read(key=key, id_run=id_run, after=after, timeout=timeout)
-
-    async def _execute(self, run: LiveRun) -> None:
-        run.pump = asyncio.create_task(self._pump(run))
-        if run.interrupt_reason is not None:
-            run.pump.cancel()
-        hard_cancel = False
-        terminal: Terminal
-        try:
-            terminal = await run.pump
-        except asyncio.CancelledError:
-            hard_cancel = _being_cancelled()
-            if hard_cancel:
-                run.pump.cancel()
-            terminal = Interrupted(reason=run.interrupt_reason or "cancelled")
-        except LLMError as error:
-            terminal = Error(error=str(error))
-        except Exception:
-            log.exception("run %s of task %s failed", run.id_run, run.key)
-            terminal = Error(error=INTERNAL_ERROR)
-        await self._finish(run, terminal)
-        if hard_cancel:
-            raise asyncio.CancelledError()
-
-    async def _pump(self, run: LiveRun) -> Terminal:
-        stream = self._llm.stream(history=run.history, request=run.request)
-        terminal: Terminal = Finished()
-        try:
-            async for event in stream:
-                if isinstance(event, UsageReport):
-                    run.builder.usage = event.usage
-                elif isinstance(event, ModelTurn):
-                    run.model_turn = event.data
-                elif isinstance(event, Finished):
-                    terminal = event
-                    break
-                else:
-                    attachment = await self._keep_media(run, event) if isinstance(event, MediaChunk) else None
-                    run.builder.add(event, attachment)
-                    await self._publish(run, event)
-                    self._maybe_persist(run)
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return terminal
-
-    async def _keep_media(self, run: LiveRun, event: MediaChunk) -> Attachment | None:
-        if not event.is_base64:
-            return None
-        content = event.content
-        data = (
-            await asyncio.to_thread(base64.b64decode, content) if len(content) > 65536 else (base64.b64decode(content))
-        )
-        writer = await self._blobs.writer(
-            id_team_agent=run.key.id_team_agent,
-            id_file=new_id(),
-            name=event.name,
-            mime_type=event.mime_type,
-            kind=event.kind,
-            id_task=run.key.id_task,
-        )
-        try:
-            await writer.write(data)
-            info = await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
-        return Attachment(
-            name=info.name, type=event.kind, mime_type=info.mime_type, size=info.size, id_file=info.id_file
-        )
-
-    async def _publish(self, run: LiveRun, event: MessageChunk) -> None:
-        run.seq += 1
-        await self._registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
-
-    def _maybe_persist(self, run: LiveRun) -> None:
-        now = time.monotonic()
-        if run.persisting is None and now - run.last_persist >= self._persist_interval:
-            run.last_persist = now
-            run.persisting = asyncio.create_task(self._persist_partial(run))
-
-    async def _persist_partial(self, run: LiveRun) -> None:
-        try:
-            await self._save(run, run.builder.snapshot())
-        except Exception:
-            log.warning("could not store the partial reply of run %s", run.id_run, exc_info=True)
-        finally:
-            run.persisting = None
-
-    async def _save(self, run: LiveRun, response: MessageResponse) -> None:
-        await self._store.save_response(
-            key=run.key,
-            id_thread=run.id_thread,
-            response=response,
-            id_run=run.id_run,
-            model_turn=run.model_turn,
-        )
-
-    async def _finish(self, run: LiveRun, terminal: Terminal) -> None:
-        if run.persisting is not None:
-            with contextlib.suppress(BaseException):
-                await run.persisting
-        run.builder.add(terminal)
-        try:
-            await self._save(run, run.builder.snapshot())
-        except TaskNotFound:
-            log.info("task %s was deleted while run %s ran", run.key, run.id_run)
-        except Exception:
-            log.exception("could not store the reply of run %s", run.id_run)
-        await self._publish(run, terminal)
-        if self._live.get(run.key) is run:
-            del self._live[run.key]
-        await self._registry.close(key=run.key, id_run=run.id_run)
-        run.done.set()
-
     def spawn_title(self, key: TaskKey, text: str, fallback: str) -> None:
         self._spawn(self._refine_title(key, text, fallback))
 
@@ -350,8 +203,3 @@ def _pending_thread(task: Task, request: MessageRequest) -> Thread | None:
     if last.status is ThreadStatus.PENDING and last.request.text == request.text:
         return last
     return None
-
-
-def _being_cancelled() -> bool:
-    current = asyncio.current_task()
-    return current is not None and current.cancelling() > 0

@@ -144,3 +144,20 @@ async def test_docs_are_served_and_document_each_route_once(client: httpx.AsyncC
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/messages" in paths and "/tasks/{id_team_agent}/{id_task}" in paths
     assert not any(p.startswith("/api/v1") for p in paths)
+
+
+async def test_a_bad_id_after_the_files_is_a_400_and_keeps_nothing(client: httpx.AsyncClient, live) -> None:  # type: ignore[no-untyped-def]
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        + png
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="id_team_agent"\r\n\r\nbad/agent'
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="id_team"\r\n\r\nteam-1'
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="text"\r\n\r\nhello\r\n--b--\r\n'
+    )
+
+    response = await client.post("/messages", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "id_team_agent"
+    assert [p for p in (live.settings.data_dir / "files").rglob("*") if p.is_file()] == []

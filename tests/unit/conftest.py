@@ -12,13 +12,13 @@ from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, persist_interval_s: float = 0.05) -> None:
         self.store = FakeTaskStore()
         self.blobs = FakeBlobStore()
         self.llm = ScriptedLLM()
         self.registry = InMemoryRunRegistry()
         self.conversation = Conversation(
-            store=self.store, llm=self.llm, blobs=self.blobs, registry=self.registry, persist_interval_s=0.05
+            store=self.store, llm=self.llm, blobs=self.blobs, registry=self.registry, persist_interval_s=persist_interval_s
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 

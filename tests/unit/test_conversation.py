@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from application.conversation import INTERNAL_ERROR, LiveRun
+from application.run import INTERNAL_ERROR, LiveRun
 from domain.errors import LLMError, TaskBusy, TaskNotFound
 from domain.events import (
     Error,
@@ -27,7 +27,7 @@ async def collect(world: World, run: LiveRun) -> list[MessageChunk]:
     events: list[MessageChunk] = []
     after = 0
     while True:
-        batch, ended = await world.conversation.read(key=run.key, id_run=run.id_run, after=after, timeout=5)
+        batch, ended = await world.registry.read(key=run.key, id_run=run.id_run, after=after, timeout=5)
         events += [event for _, event in batch]
         if batch:
             after = batch[-1][0]
@@ -210,7 +210,8 @@ async def test_long_replies_are_persisted_while_they_run(world: World) -> None:
     await run.done.wait()
 
 
-async def test_reading_a_task_shows_the_live_partial_reply(world: World) -> None:
+async def test_reading_a_task_shows_the_live_partial_reply() -> None:
+    world = World(persist_interval_s=60)  # no periodic write: the overlay is what shows it
     hold = asyncio.Event()
 
     async def held(**kwargs):  # type: ignore[no-untyped-def]
@@ -218,7 +219,6 @@ async def test_reading_a_task_shows_the_live_partial_reply(world: World) -> None
         await hold.wait()
 
     world.llm.stream = held  # type: ignore[method-assign]
-    world.conversation._persist_interval = 60  # no periodic write: the overlay is what shows it
     run, _ = await world.conversation.start(request())
     while run.seq < 2:
         await asyncio.sleep(0.01)

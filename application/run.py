@@ -1,0 +1,186 @@
+"""Executing one run: consume the model, publish each event, persist as it goes and at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from application.clock import new_id
+from application.reply import ReplyBuilder
+from domain.errors import LLMError, TaskNotFound
+from domain.events import (
+    Error,
+    Finished,
+    Interrupted,
+    MediaChunk,
+    MessageChunk,
+    ModelTurn,
+    Terminal,
+    UsageReport,
+)
+from domain.model import Attachment, MessageRequest, MessageResponse, TaskKey, Thread
+from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "The reply failed because of an internal error"
+
+
+@dataclass(slots=True)
+class LiveRun:
+    key: TaskKey
+    id_run: str
+    id_thread: str
+    request: MessageRequest
+    history: list[Thread]
+    builder: ReplyBuilder
+    seq: int = 0
+    model_turn: Any = None
+    interrupt_reason: str | None = None
+    pump: asyncio.Task[Terminal] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    last_persist: float = 0.0
+    persisting: asyncio.Task[None] | None = None
+
+    def interrupt(self, reason: str) -> None:
+        if self.interrupt_reason is None:
+            self.interrupt_reason = reason
+        if self.pump is not None:
+            self.pump.cancel()
+
+
+class Runner:
+    """Runs a LiveRun to its terminal event. The model is consumed in a child task, so an interrupt
+    cancels exactly that (closing the model's HTTP response) while the run still stores and announces
+    how it ended."""
+
+    def __init__(
+        self, *, store: TaskStore, llm: LLM, blobs: BlobStore, registry: RunRegistry, persist_interval_s: float
+    ) -> None:
+        self._store = store
+        self._llm = llm
+        self._blobs = blobs
+        self._registry = registry
+        self._persist_interval = persist_interval_s
+
+    async def execute(self, run: LiveRun) -> None:
+        run.pump = asyncio.create_task(self._pump(run))
+        if run.interrupt_reason is not None:
+            run.pump.cancel()
+        hard_cancel = False
+        terminal: Terminal
+        try:
+            terminal = await run.pump
+        except asyncio.CancelledError:
+            hard_cancel = _being_cancelled()
+            if hard_cancel:
+                run.pump.cancel()
+            terminal = Interrupted(reason=run.interrupt_reason or "cancelled")
+        except LLMError as error:
+            terminal = Error(error=str(error))
+        except Exception:
+            log.exception("run %s of task %s failed", run.id_run, run.key)
+            terminal = Error(error=INTERNAL_ERROR)
+        await self._finish(run, terminal)
+        if hard_cancel:
+            raise asyncio.CancelledError()
+
+    async def _pump(self, run: LiveRun) -> Terminal:
+        stream = self._llm.stream(history=run.history, request=run.request)
+        terminal: Terminal = Finished()
+        try:
+            async for event in stream:
+                if isinstance(event, UsageReport):
+                    run.builder.usage = event.usage
+                elif isinstance(event, ModelTurn):
+                    run.model_turn = event.data
+                elif isinstance(event, Finished):
+                    terminal = event
+                    break
+                else:
+                    attachment = await self._keep_media(run, event) if isinstance(event, MediaChunk) else None
+                    run.builder.add(event, attachment)
+                    await self.publish(run, event)
+                    self._maybe_persist(run)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return terminal
+
+    async def _keep_media(self, run: LiveRun, event: MediaChunk) -> Attachment | None:
+        if not event.is_base64:
+            return None
+        content = event.content
+        data = (
+            await asyncio.to_thread(base64.b64decode, content) if len(content) > 65536 else (base64.b64decode(content))
+        )
+        writer = await self._blobs.writer(
+            id_team_agent=run.key.id_team_agent,
+            id_file=new_id(),
+            name=event.name,
+            mime_type=event.mime_type,
+            kind=event.kind,
+            id_task=run.key.id_task,
+        )
+        try:
+            await writer.write(data)
+            info = await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        return Attachment(
+            name=info.name, type=event.kind, mime_type=info.mime_type, size=info.size, id_file=info.id_file
+        )
+
+    async def publish(self, run: LiveRun, event: MessageChunk) -> None:
+        run.seq += 1
+        await self._registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
+
+    def _maybe_persist(self, run: LiveRun) -> None:
+        now = time.monotonic()
+        if run.persisting is None and now - run.last_persist >= self._persist_interval:
+            run.last_persist = now
+            run.persisting = asyncio.create_task(self._persist_partial(run))
+
+    async def _persist_partial(self, run: LiveRun) -> None:
+        try:
+            await self._save(run, run.builder.snapshot())
+        except Exception:
+            log.warning("could not store the partial reply of run %s", run.id_run, exc_info=True)
+        finally:
+            run.persisting = None
+
+    async def _save(self, run: LiveRun, response: MessageResponse) -> None:
+        await self._store.save_response(
+            key=run.key,
+            id_thread=run.id_thread,
+            response=response,
+            id_run=run.id_run,
+            model_turn=run.model_turn,
+        )
+
+    async def _finish(self, run: LiveRun, terminal: Terminal) -> None:
+        if run.persisting is not None:
+            with contextlib.suppress(BaseException):
+                await run.persisting
+        run.builder.add(terminal)
+        try:
+            await self._save(run, run.builder.snapshot())
+        except TaskNotFound:
+            log.info("task %s was deleted while run %s ran", run.key, run.id_run)
+        except Exception:
+            log.exception("could not store the reply of run %s", run.id_run)
+        await self.publish(run, terminal)
+        await self._registry.close(key=run.key, id_run=run.id_run)
+        run.done.set()
+
+
+def _being_cancelled() -> bool:
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
