@@ -18,7 +18,11 @@ class World:
         self.llm = ScriptedLLM()
         self.registry = InMemoryRunRegistry()
         self.conversation = Conversation(
-            store=self.store, llm=self.llm, blobs=self.blobs, registry=self.registry, persist_interval_s=persist_interval_s
+            store=self.store,
+            llm=self.llm,
+            blobs=self.blobs,
+            registry=self.registry,
+            persist_interval_s=persist_interval_s,
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 
