@@ -247,8 +247,8 @@ async def test_drain_interrupts_what_does_not_end_in_time(world: World) -> None:
     assert response is not None and response.is_interrupted and response.reason == "server shutting down"
 
 
-async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world: World) -> None:
-    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+def miss_the_first_read(world: World) -> None:
+    """The store answers "no such task" once, as if POST /tasks created it right after that read."""
     real_get = world.store.get_task
     calls = 0
 
@@ -258,6 +258,11 @@ async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world:
         return None if calls == 1 else await real_get(**kwargs)
 
     world.store.get_task = stale_once  # type: ignore[method-assign]
+
+
+async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    miss_the_first_read(world)
     run, _ = await world.conversation.start(request("second"))
     await run.done.wait()
 
@@ -266,15 +271,7 @@ async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world:
 
 async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: World) -> None:
     await world.tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
-    real_get = world.store.get_task
-    calls = 0
-
-    async def stale_once(**kwargs):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return None if calls == 1 else await real_get(**kwargs)
-
-    world.store.get_task = stale_once  # type: ignore[method-assign]
+    miss_the_first_read(world)
     with pytest.raises(TaskNotFound):
         await world.conversation.start(request("second"))
 
