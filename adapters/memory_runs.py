@@ -12,6 +12,7 @@ from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
 from domain.events import MessageChunk
 from domain.model import TaskKey
 
+SWEEP_S = 0.25
 MIN_KEEP_S = 30.0
 """Even when crowded, an ended run stays this long so readers still sending its tail can finish."""
 
@@ -22,13 +23,13 @@ class _Run:
     on_interrupt: Callable[[str], None]
     events: list[tuple[int, MessageChunk]] = field(default_factory=list)
     closed: bool = False
-    waiter: asyncio.Future[None] | None = None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def wake(self) -> None:
-        if self.waiter is not None:
-            if not self.waiter.done():
-                self.waiter.set_result(None)
-            self.waiter = None
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class InMemoryRunRegistry:
@@ -40,6 +41,8 @@ class InMemoryRunRegistry:
         self._active: dict[TaskKey, str] = {}
         self._runs: dict[str, _Run] = {}
         self._ended: OrderedDict[str, float] = OrderedDict()
+        self._deadlines: dict[asyncio.Future[None], float] = {}
+        self._sweeping = False
 
     async def open(self, *, key: TaskKey, id_run: str, on_interrupt: Callable[[str], None]) -> None:
         if key in self._active:
@@ -70,7 +73,7 @@ class InMemoryRunRegistry:
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, MessageChunk]], bool]:
         run = self._runs.get(id_run)
-        if run is None or run.key != key:
+        if run is None or (run.key is not key and run.key != key):
             raise UnknownEventId()
         first_seq = run.events[0][0] if run.events else 1
         start = max(after - first_seq + 1, 0)
@@ -78,14 +81,35 @@ class InMemoryRunRegistry:
             return run.events[start:], run.closed
         if run.closed:
             return [], True
-        if run.waiter is None:
-            run.waiter = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(run.waiter)
-        except TimeoutError:
+        if timeout <= 0:
             return [], False
+        await self._wait(run, timeout)
         return run.events[start:], run.closed
+
+    async def _wait(self, run: _Run, timeout: float) -> None:
+        """Until the run changes or about `timeout` passes. Deadlines are swept together (no timer per wait:
+        a reader waits between every two events)."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        run.waiters.append(waiter)
+        self._deadlines[waiter] = loop.time() + timeout
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(SWEEP_S, self._sweep, loop)
+        try:
+            await waiter
+        finally:
+            self._deadlines.pop(waiter, None)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for waiter, deadline in list(self._deadlines.items()):
+            if deadline <= now and not waiter.done():
+                waiter.set_result(None)
+        if self._deadlines:
+            loop.call_later(SWEEP_S, self._sweep, loop)
+        else:
+            self._sweeping = False
 
     async def interrupt(self, *, key: TaskKey, reason: str) -> str:
         id_run = self._active.get(key)

@@ -43,6 +43,7 @@ class Conversation:
         blobs: BlobStore,
         registry: RunRegistry,
         persist_interval_s: float = 1.0,
+        persist_max_per_s: float = 100.0,
         double_text: str = "reject",
         now: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -54,7 +55,12 @@ class Conversation:
         self._accepting = True
         self._now = now
         self._runner = Runner(
-            store=store, llm=llm, blobs=blobs, registry=registry, persist_interval_s=persist_interval_s
+            store=store,
+            llm=llm,
+            blobs=blobs,
+            registry=registry,
+            persist_interval_s=persist_interval_s,
+            persist_max_per_s=persist_max_per_s,
         )
         self._live: dict[TaskKey, LiveRun] = {}
         self._background: set[asyncio.Task[Any]] = set()

@@ -60,15 +60,32 @@ class Runner:
     how it ended."""
 
     def __init__(
-        self, *, store: TaskStore, llm: LLM, blobs: BlobStore, registry: RunRegistry, persist_interval_s: float
+        self,
+        *,
+        store: TaskStore,
+        llm: LLM,
+        blobs: BlobStore,
+        registry: RunRegistry,
+        persist_interval_s: float,
+        persist_max_per_s: float = 100.0,
     ) -> None:
         self._store = store
         self._llm = llm
         self._blobs = blobs
         self._registry = registry
         self._persist_interval = persist_interval_s
+        self._persist_max_per_s = persist_max_per_s
+        self._running = 0
 
     async def execute(self, run: LiveRun) -> None:
+        self._running += 1
+        run.last_persist = time.monotonic()
+        try:
+            await self._execute(run)
+        finally:
+            self._running -= 1
+
+    async def _execute(self, run: LiveRun) -> None:
         run.pump = asyncio.create_task(self._pump(run))
         if run.interrupt_reason is not None:
             run.pump.cancel()
@@ -144,7 +161,9 @@ class Runner:
 
     def _maybe_persist(self, run: LiveRun) -> None:
         now = time.monotonic()
-        if run.persisting is None and now - run.last_persist >= self._persist_interval:
+        # every run saves at most once per interval, and all of them together at most persist_max_per_s times
+        interval = max(self._persist_interval, self._running / self._persist_max_per_s)
+        if run.persisting is None and now - run.last_persist >= interval:
             run.last_persist = now
             run.persisting = asyncio.create_task(self._persist_partial(run))
 

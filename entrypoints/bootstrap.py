@@ -80,6 +80,7 @@ def compose(
         blobs=blobs,
         registry=registry,
         persist_interval_s=settings.stream_persist_interval_ms / 1000,
+        persist_max_per_s=settings.stream_persist_max_per_s,
         double_text=settings.stream_double_text,
     )
     return Services(
@@ -132,6 +133,7 @@ def build(settings: Settings) -> Services:
             size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
             timeout_s=settings.database_pool_timeout_s,
+            pre_ping=settings.database_pool_pre_ping,
         ),
     )
     store = SqlAlchemyTaskStore(database)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     database_pool_timeout_s: float = Field(default=30.0, gt=0)
+    database_pool_pre_ping: bool = False
     migrate_on_start: bool = True
     blob_store: Literal["filesystem", "database"] = "filesystem"
 
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
 
     stream_keepalive_s: float = Field(default=15.0, gt=0)
     stream_persist_interval_ms: int = Field(default=1000, ge=50)
+    stream_persist_max_per_s: float = Field(default=100.0, gt=0)
     stream_on_disconnect: Literal["continue", "interrupt"] = "continue"
     stream_double_text: Literal["reject", "interrupt"] = "reject"
     stream_buffer_keep_s: float = Field(default=300.0, ge=0)

@@ -31,8 +31,9 @@ class DirectWriter:
 class BatchingWriter:
     """Concurrent writes share one transaction and one commit (SQLite has a single writer anyway).
 
-    A write that may fail on a constraint runs `isolated` in a savepoint, so its failure is its own;
-    an op's own exception (raised after a statement that changed nothing) fails only that op.
+    SQLite undoes just the failing statement of a constraint violation and keeps the transaction, so an
+    `isolated` write (one that may hit a constraint) fails alone, as does an op's own exception raised after a
+    statement that changed nothing. Any other database error fails the whole batch.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
@@ -63,11 +64,7 @@ class BatchingWriter:
             async with self._engine.begin() as conn:
                 for op, isolated, future in batch:
                     try:
-                        if isolated:
-                            async with conn.begin_nested():
-                                result = await op(conn)
-                        else:
-                            result = await op(conn)
+                        result = await op(conn)
                     except DBAPIError as error:
                         if not isolated:
                             raise

@@ -17,6 +17,7 @@ class PoolSettings:
     max_overflow: int = 10
     timeout_s: float = 30.0
     recycle_s: int = 1800
+    pre_ping: bool = False
 
 
 @dataclass(slots=True)
@@ -44,7 +45,7 @@ def create_database(url: str, pool: PoolSettings | None = None, *, busy_timeout_
             max_overflow=pool.max_overflow,
             pool_timeout=pool.timeout_s,
             pool_recycle=pool.recycle_s,
-            pool_pre_ping=True,
+            pool_pre_ping=pool.pre_ping,
         )
         return Database(writer=engine, reader=engine)
     if parsed.database and parsed.database != ":memory:":

@@ -203,20 +203,24 @@ async def test_kill_9_mid_stream_then_restart(tmp_path: Path, process_factory: l
 async def test_sigterm_lets_short_replies_finish_and_interrupts_long_ones(
     tmp_path: Path, process_factory: list[ServerProcess]
 ) -> None:
-    server = ServerProcess(tmp_path, AI_ECHO_DELAY_MS="100", SHUTDOWN_GRACE_S="1").start()
+    server = ServerProcess(tmp_path, AI_ECHO_DELAY_MS="100", SHUTDOWN_GRACE_S="2").start()
     process_factory.append(server)
     long_text = " ".join(f"w{i}" for i in range(200))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        long_result, short_result = Stream(), Stream()
 
-        async def stream(id_task: str, text: str) -> Stream:
-            _, result = await post_stream(http, data={**FORM, "id_task": id_task, "text": text})
-            return result
+        async def stream(id_task: str, text: str, into: Stream) -> None:
+            async with http.stream("POST", "/messages", data={**FORM, "id_task": id_task, "text": text}) as response:
+                await parse(response.aiter_raw(), into)
 
-        long_stream = asyncio.create_task(stream("long", long_text))
-        short_stream = asyncio.create_task(stream("short", "a b c"))
-        await asyncio.sleep(0.3)
+        streams = [
+            asyncio.create_task(stream("long", long_text, long_result)),
+            asyncio.create_task(stream("short", "a b c", short_result)),
+        ]
+        while len(long_result.frames) < 2 or len(short_result.frames) < 2:
+            await asyncio.sleep(0.01)
         server.signal(signal.SIGTERM)
-        long_result, short_result = await asyncio.gather(long_stream, short_stream)
+        await asyncio.gather(*streams)
         assert server.wait() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
     again = ServerProcess(tmp_path)
     again.env["WEB_SERVER_PORT"] = str(again.port)

@@ -175,3 +175,18 @@ async def test_concurrent_appends_never_lose_a_thread(store: TaskStore) -> None:
 
     got = await store.get_task(key=key)
     assert got is not None and sorted(t.id_thread for t in got.threads) == sorted(f"c{i}" for i in range(30))
+
+
+async def test_a_taken_key_fails_alone_among_concurrent_writes(store: TaskStore) -> None:
+    await store.add_task(task=make_task(TaskKey("agent", "taken")))
+
+    results = await asyncio.gather(
+        *(store.add_task(task=make_task(TaskKey("agent", key))) for key in ("a", "taken", "b")),
+        return_exceptions=True,
+    )
+
+    assert [type(r).__name__ for r in results] == ["NoneType", "TaskExists", "NoneType"]
+    for key in ("a", "b", "taken"):
+        got = await store.get_task(key=TaskKey("agent", key))
+        assert got is not None
+        assert len(got.threads) == 1

@@ -12,7 +12,7 @@ from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
 
 
 class World:
-    def __init__(self, persist_interval_s: float = 0.05) -> None:
+    def __init__(self, persist_interval_s: float = 0.05, persist_max_per_s: float = 100.0) -> None:
         self.store = FakeTaskStore()
         self.blobs = FakeBlobStore()
         self.llm = ScriptedLLM()
@@ -23,6 +23,7 @@ class World:
             blobs=self.blobs,
             registry=self.registry,
             persist_interval_s=persist_interval_s,
+            persist_max_per_s=persist_max_per_s,
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 

@@ -276,3 +276,21 @@ async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: Worl
         await world.conversation.start(request("second"))
 
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+
+
+async def test_partial_saves_are_capped_for_the_whole_process() -> None:
+    world = World(persist_interval_s=0.01, persist_max_per_s=20)
+
+    async def slow(**kwargs):  # type: ignore[no-untyped-def]
+        for word in range(10):
+            yield TextChunk(str(word))
+            await asyncio.sleep(0.02)
+
+    world.llm.stream = slow  # type: ignore[method-assign]
+    runs = [(await world.conversation.start(request(id_task=f"t{i}")))[0] for i in range(10)]
+    await asyncio.gather(*(run.done.wait() for run in runs))
+
+    partial = [r for _, r in world.store.saves if not (r.is_finished or r.is_error or r.is_interrupted)]
+    finals = [r for _, r in world.store.saves if r.is_finished]
+    assert len(finals) == 10
+    assert len(partial) <= 20 * 0.3 + 10, "about 20 partial saves a second for all 10 runs together, not 100 each"
