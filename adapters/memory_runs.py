@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from adapters import event_codec
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
 from domain.events import MessageChunk
 from domain.model import TaskKey
@@ -21,7 +22,8 @@ MIN_KEEP_S = 30.0
 class _Run:
     key: TaskKey
     on_interrupt: Callable[[str], None]
-    events: list[tuple[int, MessageChunk]] = field(default_factory=list)
+    # encoded: bytes are invisible to the garbage collector, which otherwise rescans every buffered event
+    events: list[tuple[int, bytes]] = field(default_factory=list)
     closed: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -53,7 +55,8 @@ class InMemoryRunRegistry:
 
     async def publish(self, *, key: TaskKey, id_run: str, seq: int, event: MessageChunk) -> None:
         run = self._runs[id_run]
-        run.events.append((seq, event))
+        # a copy: orjson's result keeps its whole (4 KiB) buffer, which would be held for the run's lifetime
+        run.events.append((seq, bytes(memoryview(event_codec.dumps(event)))))
         run.wake()
 
     async def close(self, *, key: TaskKey, id_run: str) -> None:
@@ -72,6 +75,12 @@ class InMemoryRunRegistry:
     async def read(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, MessageChunk]], bool]:
+        events, ended = await self.read_encoded(key=key, id_run=id_run, after=after, timeout=timeout)
+        return [(seq, event_codec.loads(raw)) for seq, raw in events], ended
+
+    async def read_encoded(
+        self, *, key: TaskKey, id_run: str, after: int, timeout: float
+    ) -> tuple[list[tuple[int, bytes]], bool]:
         run = self._runs.get(id_run)
         if run is None or (run.key is not key and run.key != key):
             raise UnknownEventId()

@@ -154,6 +154,12 @@ class RedisRunRegistry:
     async def read(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, MessageChunk]], bool]:
+        events, ended = await self.read_encoded(key=key, id_run=id_run, after=after, timeout=timeout)
+        return [(seq, event_codec.loads(raw)) for seq, raw in events], ended
+
+    async def read_encoded(
+        self, *, key: TaskKey, id_run: str, after: int, timeout: float
+    ) -> tuple[list[tuple[int, bytes]], bool]:
         after = max(after, 0)
         stream = self._keys.stream(id_run)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -257,9 +263,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _events(entries: list[tuple[bytes, dict[bytes, bytes]]], after: int) -> tuple[list[tuple[int, MessageChunk]], bool]:
-    """Decode stream entries; a gap after `after` (events trimmed away) reads as an unknown id."""
-    events: list[tuple[int, MessageChunk]] = []
+def _events(entries: list[tuple[bytes, dict[bytes, bytes]]], after: int) -> tuple[list[tuple[int, bytes]], bool]:
+    """The encoded events of stream entries; a gap after `after` (events trimmed away) reads as an unknown id."""
+    events: list[tuple[int, bytes]] = []
     expected = after + 1
     for entry_id, fields in entries:
         if entry_id == MARKER:
@@ -269,6 +275,6 @@ def _events(entries: list[tuple[bytes, dict[bytes, bytes]]], after: int) -> tupl
         seq = int(entry_id.split(b"-")[1])
         if seq != expected and seq > 1:
             raise UnknownEventId()
-        events.append((seq, event_codec.loads(fields[b"e"])))
+        events.append((seq, fields[b"e"]))
         expected = seq + 1
     return events, False

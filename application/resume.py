@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +29,9 @@ class EventSource(Protocol):
     @property
     def id_run(self) -> str: ...
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]: ...
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
+        """Events after seq `after`, each as the contract's JSON, and whether the run ended with them."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +40,16 @@ class LiveSource:
     key: TaskKey
     id_run: str
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]:
-        return await self.registry.read(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
+        return await self.registry.read_encoded(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredSource:
     id_run: str
-    events: list[tuple[int, MessageChunk]]
+    events: list[tuple[int, bytes]]
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, MessageChunk]], bool]:
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
         return [(seq, event) for seq, event in self.events if seq > after], True
 
 
@@ -59,10 +62,14 @@ class Resumption:
 class Resume:
     """Where to resume: the live buffer while it lasts, else the stored reply rebuilt event by event."""
 
-    def __init__(self, *, store: TaskStore, registry: RunRegistry, blobs: BlobStore) -> None:
+    def __init__(
+        self, *, store: TaskStore, registry: RunRegistry, blobs: BlobStore, encode: Callable[[MessageChunk], bytes]
+    ) -> None:
+        """`encode` must write events exactly as the registry does, so a replay sends the same bytes."""
         self._store = store
         self._registry = registry
         self._blobs = blobs
+        self._encode = encode
 
     def live(self, key: TaskKey, id_run: str) -> EventSource:
         return LiveSource(self._registry, key, id_run)
@@ -85,11 +92,12 @@ class Resume:
             elif id_run not in runs:
                 raise UnknownEventId()
         try:
-            await self._registry.read(key=key, id_run=latest, after=after, timeout=0)
+            await self._registry.read_encoded(key=key, id_run=latest, after=after, timeout=0)
             return Resumption(self.live(key, latest), after)
         except UnknownEventId:
             pass
         thread = next((t for t in reversed(task.threads) if t.id_run == latest), None)
         if thread is None or thread.response is None:
             raise UnknownEventId()
-        return Resumption(StoredSource(latest, await replay(thread.response, self._blobs)), after)
+        events = [(seq, self._encode(event)) for seq, event in await replay(thread.response, self._blobs)]
+        return Resumption(StoredSource(latest, events), after)

@@ -1,8 +1,8 @@
 """Run the real service (or the floor) under uvicorn with an event-loop lag monitor inside the process.
 
-`python -m bench.instrumented_server [--app real|floor]` builds the same uvicorn Config as
-`python -m entrypoints.main` (same app factory, host, port, log level, graceful timeout, and uvicorn's
-"auto" loop and HTTP parser, i.e. uvloop and httptools when installed), starts a monitor task on the
+`python -m bench.instrumented_server [--app real|floor]` runs the very server `python -m entrypoints.main`
+runs (`entrypoints.main.build_server`; the floor gets the same uvicorn settings: uvicorn's "auto" loop and
+HTTP parser, i.e. uvloop and httptools when installed), starts a monitor task on the
 server's own loop that sleeps 1 ms in a loop and records by how much each sleep overshoots, then serves.
 At exit (SIGTERM/SIGINT) it writes every overshoot above 0.25 ms with its CLOCK_MONOTONIC time, and the
 sample count, as JSON to $BENCH_LAG_FILE, so the caller can cut out the window of its scenario.
@@ -125,10 +125,12 @@ def main() -> None:
     parser.add_argument("--app", choices=["real", "floor"], default="real")
     args = parser.parse_args()
     if args.app == "real":
-        config = uvicorn_config("entrypoints.main:app_from_env", factory=True)
+        from entrypoints.main import build_server
+
+        server: uvicorn.Server = build_server()
     else:
-        config = uvicorn_config("bench.floor:app", factory=False)
-    server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config("bench.floor:app", factory=False))
+    config = server.config
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default handler that
     # would kill the process before the lag file is written, so the re-raised signal lands here instead.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -142,6 +142,13 @@ class RunRegistry(Protocol):
         """
         ...
 
+    async def read_encoded(
+        self, *, key: TaskKey, id_run: str, after: int, timeout: float
+    ) -> tuple[list[tuple[int, bytes]], bool]:
+        """As `read`, each event as the contract's compact JSON (what an SSE `data:` line carries),
+        encoded once when published, whoever reads it."""
+        ...
+
     async def interrupt(self, *, key: TaskKey, reason: str) -> str:
         """Ask the run holding the task to stop; return its id. Raise `NoActiveRun` if none."""
         ...

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from adapters import event_codec
 from adapters.echo_llm import EchoLLM
 from adapters.gemini import GeminiConfig, GeminiLLM, supported_mime
 from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
@@ -86,7 +87,7 @@ def compose(
     return Services(
         conversation=conversation,
         tasks=Tasks(store=store, blobs=blobs, conversation=conversation),
-        resume=Resume(store=store, registry=registry, blobs=blobs),
+        resume=Resume(store=store, registry=registry, blobs=blobs, encode=event_codec.dumps),
         blobs=blobs,
         limits=limits_from(settings),
         keepalive_s=settings.stream_keepalive_s,

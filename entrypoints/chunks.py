@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-import orjson
 from pydantic import BaseModel
-
-from domain.event_dicts import to_dict
-from domain.events import MessageChunk, TextChunk
 
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
-def frame(id_run: str, seq: int, event: MessageChunk) -> bytes:
+def frame(id_run: str, seq: int, data: bytes) -> bytes:
     """`id: <run>:<seq>` then `data: <compact JSON>`; JSON escapes newlines, so one data line is enough."""
-    if type(event) is TextChunk:
-        data = b'{"event":"text-chunk","content":' + orjson.dumps(event.content) + b"}"
-    else:
-        data = orjson.dumps(to_dict(event))
-    return b"id: " + id_run.encode() + b":" + str(seq).encode() + b"\ndata: " + data + b"\n\n"
+    return b"id: %s:%d\ndata: %s\n\n" % (id_run.encode(), seq, data)
 
 
 class MessageChunkStarted(BaseModel):

@@ -50,8 +50,9 @@ def app_from_env() -> FastAPI:
     return create_app(build(settings), settings)
 
 
-def main() -> None:
-    settings = Settings()
+def build_server(settings: Settings | None = None) -> DrainingServer:
+    """The server `python -m entrypoints.main` runs (also what the benchmarks measure)."""
+    settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     services = build(settings)
     config = uvicorn.Config(
@@ -61,7 +62,11 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 10,
     )
-    DrainingServer(config, services).run()
+    return DrainingServer(config, services)
+
+
+def main() -> None:
+    build_server().run()
 
 
 if __name__ == "__main__":

@@ -124,6 +124,19 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
     assert await pair.b.read(key=KEY, id_run="r1", after=6, timeout=1) == ([], True)
 
 
+async def test_encoded_reads_carry_the_contract_json_of_each_event(pair: Pair) -> None:
+    await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
+    events = [TextChunk("héllo\n"), Finished()]
+    for seq, event in enumerate(events, 1):
+        await pair.a.publish(key=KEY, id_run="r1", seq=seq, event=event)
+    await pair.a.close(key=KEY, id_run="r1")
+
+    encoded, ended = await pair.b.read_encoded(key=KEY, id_run="r1", after=0, timeout=0)
+
+    assert ended
+    assert encoded == [(1, '{"event":"text-chunk","content":"héllo\\n"}'.encode()), (2, b'{"event":"finished"}')]
+
+
 async def test_every_event_type_round_trips(pair: Pair) -> None:
     events: list[MessageChunk] = [
         Started("agent", "team", "task-1", datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)),
