@@ -7,10 +7,21 @@ import copy
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from domain.errors import FileNotFound, LLMError, TaskExists, TaskNotFound
 from domain.events import LLMEvent
-from domain.model import BlobInfo, Driver, MessageRequest, MessageResponse, Task, TaskKey, Thread, ThreadStatus
+from domain.model import (
+    Attachment,
+    BlobInfo,
+    Driver,
+    MessageRequest,
+    MessageResponse,
+    Task,
+    TaskKey,
+    Thread,
+    ThreadStatus,
+)
 from domain.ports import TaskPage
 
 
@@ -133,6 +144,13 @@ class FakeBlobStore:
         self.files: dict[tuple[str, str], tuple[BlobInfo, bytes]] = {}
         self.aborted: list[str] = []
         self.deleted: list[str] = []
+
+    def add(
+        self, id_file: str, data: bytes, *, name: str, mime_type: str, kind: Any, agent: str = "agent"
+    ) -> Attachment:
+        """Put a file in place directly; returns the attachment that refers to it."""
+        self.files[(agent, id_file)] = (BlobInfo(agent, id_file, name, mime_type, len(data), kind), data)
+        return Attachment(name=name, type=kind, mime_type=mime_type, size=len(data), id_file=id_file)
 
     async def writer(
         self,

@@ -15,7 +15,7 @@ import pytest
 import respx
 
 from adapters.gemini import GeminiConfig, GeminiLLM
-from domain.errors import FileNotFound, LLMError, LLMNotConfigured
+from domain.errors import LLMError, LLMNotConfigured
 from domain.events import (
     Finished,
     Loading,
@@ -26,7 +26,8 @@ from domain.events import (
     TextChunk,
     UsageReport,
 )
-from domain.model import Attachment, BlobInfo, MessageRequest, MessageResponse, Thread, Usage
+from domain.model import Attachment, MessageRequest, MessageResponse, Thread, Usage
+from tests.fakes import FakeBlobStore
 
 HOST = "https://generativelanguage.googleapis.com"
 STREAM_URL = f"{HOST}/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
@@ -34,36 +35,6 @@ TITLE_URL = f"{HOST}/v1/models/gemini-2.5-flash:generateContent"
 AGENT = "agent-1"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 VENDOR_TEXT = "internal vendor detail 1234"
-
-
-class FakeBlobs:
-    """An in-memory BlobStore holding (info, bytes) by (id_team_agent, id_file)."""
-
-    def __init__(self) -> None:
-        self.files: dict[tuple[str, str], tuple[BlobInfo, bytes]] = {}
-
-    def add(self, id_file: str, data: bytes, *, name: str, mime_type: str, kind: Any) -> Attachment:
-        info = BlobInfo(AGENT, id_file, name, mime_type, len(data), kind)
-        self.files[(AGENT, id_file)] = (info, data)
-        return Attachment(name=name, type=kind, mime_type=mime_type, size=len(data), id_file=id_file)
-
-    async def writer(self, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    async def info(self, *, id_team_agent: str, id_file: str) -> BlobInfo | None:
-        found = self.files.get((id_team_agent, id_file))
-        return found[0] if found else None
-
-    async def read(self, *, id_team_agent: str, id_file: str, chunk_size: int = 65536) -> AsyncIterator[bytes]:
-        found = self.files.get((id_team_agent, id_file))
-        if found is None:
-            raise FileNotFound()
-        data = found[1]
-        for start in range(0, len(data), chunk_size):
-            yield data[start : start + chunk_size]
-
-    async def delete(self, *, id_team_agent: str, id_file: str) -> None:
-        self.files.pop((id_team_agent, id_file), None)
 
 
 class EndlessStream(httpx.AsyncByteStream):
@@ -117,12 +88,12 @@ def mock() -> Any:
 
 
 @pytest.fixture
-def blobs() -> FakeBlobs:
-    return FakeBlobs()
+def blobs() -> FakeBlobStore:
+    return FakeBlobStore()
 
 
 @pytest.fixture
-def make(http: httpx.AsyncClient, blobs: FakeBlobs) -> Any:
+def make(http: httpx.AsyncClient, blobs: FakeBlobStore) -> Any:
     def build(**overrides: Any) -> GeminiLLM:
         settings: dict[str, Any] = {
             "api_key": "test-key",
@@ -381,9 +352,9 @@ async def test_timeout_is_retried_then_reported(mock: Any, make: Any) -> None:
     assert error.retryable
 
 
-async def test_multi_turn_history_request_body(mock: Any, make: Any, blobs: FakeBlobs) -> None:
-    photo = blobs.add("f-photo", b"JPEGDATA", name="cat.jpg", mime_type="image/jpeg", kind="image")
-    pdf = blobs.add("f-pdf", b"%PDF-1.7", name="doc.pdf", mime_type="application/pdf", kind="document")
+async def test_multi_turn_history_request_body(mock: Any, make: Any, blobs: FakeBlobStore) -> None:
+    photo = blobs.add("f-photo", b"JPEGDATA", name="cat.jpg", mime_type="image/jpeg", kind="image", agent=AGENT)
+    pdf = blobs.add("f-pdf", b"%PDF-1.7", name="doc.pdf", mime_type="application/pdf", kind="document", agent=AGENT)
     signature = base64.b64encode(b"\xfbsig\xff").decode()
     answered = Thread(
         "t1",
@@ -411,9 +382,9 @@ async def test_multi_turn_history_request_body(mock: Any, make: Any, blobs: Fake
     assert "Be brief." not in json.dumps(sent["contents"])
 
 
-async def test_large_video_goes_through_the_files_api(mock: Any, make: Any, blobs: FakeBlobs) -> None:
+async def test_large_video_goes_through_the_files_api(mock: Any, make: Any, blobs: FakeBlobStore) -> None:
     video_bytes = b"\x00\x01video" * 300
-    video = blobs.add("f-video", video_bytes, name="clip.mp4", mime_type="video/mp4", kind="video")
+    video = blobs.add("f-video", video_bytes, name="clip.mp4", mime_type="video/mp4", kind="video", agent=AGENT)
     upload_url = f"{HOST}/upload/session/xyz"
     file_json = {"name": "files/abc", "uri": f"{HOST}/v1beta/files/abc", "mimeType": "video/mp4"}
     start = mock.post(f"{HOST}/upload/v1/files").mock(
@@ -452,8 +423,8 @@ async def test_large_video_goes_through_the_files_api(mock: Any, make: Any, blob
     assert media(body(route)["contents"][0]["parts"][0])[2] == f"{HOST}/v1beta/files/abc"
 
 
-async def test_failed_file_processing_raises(mock: Any, make: Any, blobs: FakeBlobs) -> None:
-    video = blobs.add("f-v", b"v" * 2000, name="bad.mp4", mime_type="video/mp4", kind="video")
+async def test_failed_file_processing_raises(mock: Any, make: Any, blobs: FakeBlobStore) -> None:
+    video = blobs.add("f-v", b"v" * 2000, name="bad.mp4", mime_type="video/mp4", kind="video", agent=AGENT)
     upload_url = f"{HOST}/upload/session/1"
     mock.post(f"{HOST}/upload/v1/files").mock(
         return_value=httpx.Response(200, json={}, headers={"x-goog-upload-url": upload_url})
@@ -471,8 +442,8 @@ async def test_failed_file_processing_raises(mock: Any, make: Any, blobs: FakeBl
     assert route.call_count == 0
 
 
-async def test_unsupported_mime_is_rejected_before_any_request(mock: Any, make: Any, blobs: FakeBlobs) -> None:
-    archive = blobs.add("f-zip", b"PK", name="a.zip", mime_type="application/zip", kind="document")
+async def test_unsupported_mime_is_rejected_before_any_request(mock: Any, make: Any, blobs: FakeBlobStore) -> None:
+    archive = blobs.add("f-zip", b"PK", name="a.zip", mime_type="application/zip", kind="document", agent=AGENT)
     route = mock.post(STREAM_URL)
     events, error = await collect_error(make(), request("Open", [archive]))
     assert events == []
