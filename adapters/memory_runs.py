@@ -55,8 +55,7 @@ class InMemoryRunRegistry:
 
     async def publish(self, *, key: TaskKey, id_run: str, seq: int, event: MessageChunk) -> None:
         run = self._runs[id_run]
-        # a copy: orjson's result keeps its whole (4 KiB) buffer, which would be held for the run's lifetime
-        run.events.append((seq, bytes(memoryview(event_codec.dumps(event)))))
+        run.events.append((seq, event_codec.dumps(event)))
         run.wake()
 
     async def close(self, *, key: TaskKey, id_run: str) -> None:

@@ -44,10 +44,13 @@ class ReplyBuilder:
         self.terminal: Terminal | None = None
         self.created_at = created_at
 
+    def add_text(self, content: str) -> None:
+        self._text.append(content)
+        self._outline.append(len(content))
+
     def add(self, event: MessageChunk, attachment: Attachment | None = None) -> None:
         if isinstance(event, TextChunk):
-            self._text.append(event.content)
-            self._outline.append(len(event.content))
+            self.add_text(event.content)
         elif isinstance(event, ReasoningChunk):
             self._reasoning.append(event.content)
             self._outline.append(["r", len(event.content)])

@@ -21,6 +21,7 @@ from domain.events import (
     MessageChunk,
     ModelTurn,
     Terminal,
+    TextChunk,
     UsageReport,
 )
 from domain.model import Attachment, MessageRequest, MessageResponse, TaskKey, Thread
@@ -112,7 +113,11 @@ class Runner:
         terminal: Terminal = Finished()
         try:
             async for event in stream:
-                if isinstance(event, UsageReport):
+                if type(event) is TextChunk:  # nearly every event: the short way
+                    run.builder.add_text(event.content)
+                    await self.publish(run, event)
+                    self._maybe_persist(run)
+                elif isinstance(event, UsageReport):
                     run.builder.usage = event.usage
                 elif isinstance(event, ModelTurn):
                     run.model_turn = event.data
@@ -161,9 +166,10 @@ class Runner:
 
     def _maybe_persist(self, run: LiveRun) -> None:
         now = time.monotonic()
+        if run.persisting is not None or now - run.last_persist < self._persist_interval:
+            return
         # every run saves at most once per interval, and all of them together at most persist_max_per_s times
-        interval = max(self._persist_interval, self._running / self._persist_max_per_s)
-        if run.persisting is None and now - run.last_persist >= interval:
+        if now - run.last_persist >= self._running / self._persist_max_per_s:
             run.last_persist = now
             run.persisting = asyncio.create_task(self._persist_partial(run))
 

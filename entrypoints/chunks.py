@@ -10,9 +10,13 @@ DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
-def frame(id_run: str, seq: int, data: bytes) -> bytes:
-    """`id: <run>:<seq>` then `data: <compact JSON>`; JSON escapes newlines, so one data line is enough."""
-    return b"id: %s:%d\ndata: %s\n\n" % (id_run.encode(), seq, data)
+def frames(id_run: str, events: list[tuple[int, bytes]]) -> bytes:
+    """Each event as `id: <run>:<seq>` then `data: <compact JSON>` (JSON escapes newlines: one data line)."""
+    head = b"id: " + id_run.encode() + b":"
+    parts: list[bytes] = []
+    for seq, data in events:
+        parts += (head, b"%d" % seq, b"\ndata: ", data, b"\n\n")
+    return b"".join(parts)
 
 
 class MessageChunkStarted(BaseModel):

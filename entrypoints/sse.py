@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from application.resume import EventSource
-from entrypoints.chunks import DONE, PING, frame
+from entrypoints.chunks import DONE, PING, frames
 
 log = logging.getLogger(__name__)
 LOST = b'data: {"event":"error","error":"the stream was lost; resume it with the last event id"}\n\n'
@@ -75,7 +75,7 @@ class EventStream(Response):
                 return
             if events:
                 cursor = events[-1][0]
-                body = b"".join([frame(id_run, seq, event) for seq, event in events])
+                body = frames(id_run, events)
             else:
                 body = b"" if ended else PING
             if ended:
