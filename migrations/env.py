@@ -10,6 +10,7 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from adapters.sqlalchemy_store.engine import ensure_sqlite_dir
 from adapters.sqlalchemy_store.tables import metadata
 
 config = context.config
@@ -40,7 +41,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    url = _url()
+    ensure_sqlite_dir(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -48,13 +48,19 @@ def create_database(url: str, pool: PoolSettings | None = None, *, busy_timeout_
             pool_pre_ping=pool.pre_ping,
         )
         return Database(writer=engine, reader=engine)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    ensure_sqlite_dir(url)
     writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=pool.timeout_s)
     reader = create_async_engine(url, pool_size=pool.size, max_overflow=pool.max_overflow)
     _sqlite_setup(writer, busy_timeout_ms, immediate=True)
     _sqlite_setup(reader, busy_timeout_ms, immediate=False)
     return Database(writer=writer, reader=reader)
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """SQLite creates the file but not its folder (a fresh DATA_DIR)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int, *, immediate: bool) -> None:

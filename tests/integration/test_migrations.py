@@ -50,3 +50,11 @@ async def test_head_matches_the_tables_the_code_uses(url: str) -> None:
         diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     await engine.dispose()
     assert diff == []
+
+
+def test_migrating_a_fresh_data_dir_creates_it(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.db'}"
+
+    upgrade(url, "head")
+
+    assert (tmp_path / "not" / "yet" / "there.db").is_file()
