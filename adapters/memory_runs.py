@@ -71,12 +71,6 @@ class InMemoryRunRegistry:
     async def active(self, *, key: TaskKey) -> str | None:
         return self._active.get(key)
 
-    async def read(
-        self, *, key: TaskKey, id_run: str, after: int, timeout: float
-    ) -> tuple[list[tuple[int, MessageChunk]], bool]:
-        events, ended = await self.read_encoded(key=key, id_run=id_run, after=after, timeout=timeout)
-        return [(seq, event_codec.loads(raw)) for seq, raw in events], ended
-
     async def read_encoded(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, bytes]], bool]:

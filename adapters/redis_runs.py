@@ -151,12 +151,6 @@ class RedisRunRegistry:
         id_run = await self._redis.get(self._keys.claim(key))
         return None if id_run is None else _text(id_run)
 
-    async def read(
-        self, *, key: TaskKey, id_run: str, after: int, timeout: float
-    ) -> tuple[list[tuple[int, MessageChunk]], bool]:
-        events, ended = await self.read_encoded(key=key, id_run=id_run, after=after, timeout=timeout)
-        return [(seq, event_codec.loads(raw)) for seq, raw in events], ended
-
     async def read_encoded(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, bytes]], bool]:

@@ -132,21 +132,15 @@ class RunRegistry(Protocol):
         """The id of the run holding the task, if any."""
         ...
 
-    async def read(
+    async def read_encoded(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
-    ) -> tuple[list[tuple[int, MessageChunk]], bool]:
-        """Events of `id_run` with seq > `after`, waiting up to `timeout` for one.
+    ) -> tuple[list[tuple[int, bytes]], bool]:
+        """Events of `id_run` with seq > `after`, waiting up to `timeout` for one, each as the contract's
+        compact JSON (what an SSE `data:` line carries), encoded once when published, whoever reads it.
 
         Returns (events, ended): `ended` once the run closed and every event was returned.
         Raise `UnknownEventId` if the run is not (or no longer) buffered here.
         """
-        ...
-
-    async def read_encoded(
-        self, *, key: TaskKey, id_run: str, after: int, timeout: float
-    ) -> tuple[list[tuple[int, bytes]], bool]:
-        """As `read`, each event as the contract's compact JSON (what an SSE `data:` line carries),
-        encoded once when published, whoever reads it."""
         ...
 
     async def interrupt(self, *, key: TaskKey, reason: str) -> str:

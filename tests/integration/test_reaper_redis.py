@@ -22,6 +22,7 @@ from domain.model import Driver, MessageRequest, MessageResponse, Task, TaskKey,
 from tests.conftest import REDIS_URL, need
 from tests.integration.conftest import sqlite_url
 from tests.integration.test_run_registry_contract import redis_cleanup
+from tests.registry_reads import read
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -74,7 +75,7 @@ async def test_a_survivor_reaps_a_dead_replicas_run(
     await dying.open(key=key, id_run="r1", on_interrupt=lambda reason: None)
     await dying.publish(key=key, id_run="r1", seq=1, event=TextChunk("half"))
     await dying.aclose()  # killed: no more heartbeats
-    follower = asyncio.create_task(survivor.read(key=key, id_run="r1", after=1, timeout=10))
+    follower = asyncio.create_task(read(survivor, key=key, id_run="r1", after=1, timeout=10))
     reaper = Reaper(registry=survivor, store=store, interval_s=0.05)
     started = time.monotonic()
 

@@ -34,6 +34,7 @@ from domain.events import (
 from domain.model import TaskKey
 from domain.ports import RunRegistry
 from tests.conftest import REDIS_URL, need
+from tests.registry_reads import read
 
 KEY = TaskKey("agent", "task-1")
 
@@ -105,11 +106,11 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
     for seq in range(1, 6):
         await pair.a.publish(key=KEY, id_run="r1", seq=seq, event=TextChunk(f"w{seq}"))
 
-    assert await pair.b.read(key=KEY, id_run="r1", after=0, timeout=0) == (
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0) == (
         [(seq, TextChunk(f"w{seq}")) for seq in range(1, 6)],
         False,
     )
-    assert await pair.b.read(key=KEY, id_run="r1", after=3, timeout=0) == (
+    assert await read(pair.b, key=KEY, id_run="r1", after=3, timeout=0) == (
         [(4, TextChunk("w4")), (5, TextChunk("w5"))],
         False,
     )
@@ -117,11 +118,11 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
     await pair.a.publish(key=KEY, id_run="r1", seq=6, event=Finished())
     await pair.a.close(key=KEY, id_run="r1")
 
-    assert await pair.b.read(key=KEY, id_run="r1", after=4, timeout=1) == (
+    assert await read(pair.b, key=KEY, id_run="r1", after=4, timeout=1) == (
         [(5, TextChunk("w5")), (6, Finished())],
         True,
     )
-    assert await pair.b.read(key=KEY, id_run="r1", after=6, timeout=1) == ([], True)
+    assert await read(pair.b, key=KEY, id_run="r1", after=6, timeout=1) == ([], True)
 
 
 async def test_encoded_reads_carry_the_contract_json_of_each_event(pair: Pair) -> None:
@@ -156,7 +157,7 @@ async def test_every_event_type_round_trips(pair: Pair) -> None:
     for seq, event in enumerate(events, 1):
         await pair.a.publish(key=KEY, id_run="r1", seq=seq, event=event)
 
-    got, _ = await pair.b.read(key=KEY, id_run="r1", after=0, timeout=0)
+    got, _ = await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0)
 
     assert got == list(enumerate(events, 1))
     assert got[1][1].created_at.utcoffset() == timedelta(hours=2)  # type: ignore[union-attr]
@@ -167,22 +168,22 @@ async def test_a_read_with_nothing_new_times_out_empty(pair: Pair) -> None:
     await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("x"))
 
     started = time.monotonic()
-    assert await pair.b.read(key=KEY, id_run="r1", after=1, timeout=0) == ([], False)
-    assert await pair.b.read(key=KEY, id_run="r1", after=1, timeout=0.2) == ([], False)
+    assert await read(pair.b, key=KEY, id_run="r1", after=1, timeout=0) == ([], False)
+    assert await read(pair.b, key=KEY, id_run="r1", after=1, timeout=0.2) == ([], False)
     assert 0.15 < time.monotonic() - started < 1.5
 
 
 async def test_a_waiting_reader_wakes_on_publish_and_on_close(pair: Pair) -> None:
     await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
 
-    waiting = asyncio.create_task(pair.b.read(key=KEY, id_run="r1", after=0, timeout=10))
+    waiting = asyncio.create_task(read(pair.b, key=KEY, id_run="r1", after=0, timeout=10))
     await asyncio.sleep(0.1)
     started = time.monotonic()
     await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("x"))
     assert await waiting == ([(1, TextChunk("x"))], False)
     assert time.monotonic() - started < 1
 
-    waiting = asyncio.create_task(pair.b.read(key=KEY, id_run="r1", after=1, timeout=10))
+    waiting = asyncio.create_task(read(pair.b, key=KEY, id_run="r1", after=1, timeout=10))
     await asyncio.sleep(0.1)
     await pair.a.close(key=KEY, id_run="r1")
     assert await asyncio.wait_for(waiting, 2) == ([], True)
@@ -203,20 +204,20 @@ async def test_interrupt_reaches_the_callback_of_the_owner(pair: Pair) -> None:
 
 async def test_unknown_runs_and_other_tasks_are_unknown_event_ids(pair: Pair) -> None:
     with pytest.raises(UnknownEventId):
-        await pair.b.read(key=KEY, id_run="nope", after=0, timeout=0)
+        await read(pair.b, key=KEY, id_run="nope", after=0, timeout=0)
     await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
     await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("x"))
 
     with pytest.raises(UnknownEventId):
-        await pair.b.read(key=TaskKey("agent", "another-task"), id_run="r1", after=0, timeout=0)
+        await read(pair.b, key=TaskKey("agent", "another-task"), id_run="r1", after=0, timeout=0)
     with pytest.raises(UnknownEventId):
-        await pair.b.read(key=TaskKey("another-agent", "task-1"), id_run="r1", after=0, timeout=0)
+        await read(pair.b, key=TaskKey("another-agent", "task-1"), id_run="r1", after=0, timeout=0)
 
 
 async def test_a_run_opened_but_silent_is_readable(pair: Pair) -> None:
     await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
 
-    assert await pair.b.read(key=KEY, id_run="r1", after=0, timeout=0.05) == ([], False)
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0.05) == ([], False)
 
 
 async def test_closed_runs_stay_readable_until_they_expire(pair: Pair) -> None:
@@ -225,12 +226,12 @@ async def test_closed_runs_stay_readable_until_they_expire(pair: Pair) -> None:
     await registry.publish(key=KEY, id_run="r1", seq=1, event=Finished())
     await registry.close(key=KEY, id_run="r1")
 
-    assert await registry.read(key=KEY, id_run="r1", after=0, timeout=0) == ([(1, Finished())], True)
+    assert await read(registry, key=KEY, id_run="r1", after=0, timeout=0) == ([(1, Finished())], True)
     await asyncio.sleep(0.5)
     await registry.open(key=KEY, id_run="r2", on_interrupt=Interrupts())  # the in-memory buffer prunes here
 
     with pytest.raises(UnknownEventId):
-        await registry.read(key=KEY, id_run="r1", after=0, timeout=0)
+        await read(registry, key=KEY, id_run="r1", after=0, timeout=0)
 
 
 async def test_nothing_expires_while_the_owner_lives(pair: Pair) -> None:
@@ -259,7 +260,7 @@ async def test_a_dead_replicas_run_is_reaped_once_for_its_followers(pair: Pair) 
     await dying.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
     await dying.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("half"))
     await dying.aclose()  # the heartbeat stops: as if the process was killed
-    follower = asyncio.create_task(pair.b.read(key=KEY, id_run="r1", after=1, timeout=5))
+    follower = asyncio.create_task(read(pair.b, key=KEY, id_run="r1", after=1, timeout=5))
 
     deadline = time.monotonic() + 3
     while not await pair.b.expired_runs():
@@ -270,7 +271,7 @@ async def test_a_dead_replicas_run_is_reaped_once_for_its_followers(pair: Pair) 
 
     assert sorted(reaped) == [[], ["r1"]], "exactly one reaper ends the run"
     assert await asyncio.wait_for(follower, 2) == ([(2, Interrupted("server gone"))], True)
-    assert await pair.a.read(key=KEY, id_run="r1", after=0, timeout=0) == (
+    assert await read(pair.a, key=KEY, id_run="r1", after=0, timeout=0) == (
         [(1, TextChunk("half")), (2, Interrupted("server gone"))],
         True,
     )
@@ -292,7 +293,7 @@ async def test_a_run_that_ended_but_was_never_closed_keeps_its_terminal_event(pa
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
 
-    assert await pair.b.read(key=KEY, id_run="r1", after=0, timeout=0) == (
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0) == (
         [(1, TextChunk("all")), (2, Finished())],
         True,
     )
@@ -317,7 +318,7 @@ async def test_a_run_that_lost_its_lease_is_interrupted_and_its_late_events_drop
     await owner.publish(key=KEY, id_run="r1", seq=1, event=Interrupted(LEASE_LOST))  # too late: dropped
     await owner.close(key=KEY, id_run="r1")
 
-    assert await pair.b.read(key=KEY, id_run="r1", after=0, timeout=0) == ([(1, Interrupted("gone"))], True)
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0) == ([(1, Interrupted("gone"))], True)
 
 
 @REDIS_ONLY

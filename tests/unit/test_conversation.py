@@ -20,6 +20,7 @@ from domain.events import (
     UsageReport,
 )
 from domain.model import Attachment, TaskKey, ThreadStatus, Usage
+from tests.registry_reads import read
 from tests.unit.conftest import World, request
 
 
@@ -27,7 +28,7 @@ async def collect(world: World, run: LiveRun) -> list[MessageChunk]:
     events: list[MessageChunk] = []
     after = 0
     while True:
-        batch, ended = await world.registry.read(key=run.key, id_run=run.id_run, after=after, timeout=5)
+        batch, ended = await read(world.registry, key=run.key, id_run=run.id_run, after=after, timeout=5)
         events += [event for _, event in batch]
         if batch:
             after = batch[-1][0]

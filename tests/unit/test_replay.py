@@ -14,13 +14,14 @@ from domain.events import (
     TextChunk,
 )
 from domain.model import TaskKey
+from tests.registry_reads import read
 from tests.unit.conftest import World, request
 
 PNG = base64.b64encode(b"\x89PNG" + bytes(range(256))).decode()
 
 
 async def streamed(world: World, key: TaskKey, id_run: str) -> list[tuple[int, MessageChunk]]:
-    events, ended = await world.registry.read(key=key, id_run=id_run, after=0, timeout=1)
+    events, ended = await read(world.registry, key=key, id_run=id_run, after=0, timeout=1)
     assert ended
     return events
 
