@@ -33,10 +33,10 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-async def clean_postgres(url: str) -> Database:
+async def clean_postgres(url: str, tables: str = "threads, tasks") -> Database:
     db = create_database(url)
     async with db.writer.begin() as conn:
-        await conn.execute(text("TRUNCATE threads, tasks"))
+        await conn.execute(text(f"TRUNCATE {tables}"))
     return db
 
 

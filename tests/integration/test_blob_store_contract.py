@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from adapters.fs_blobs import FilesystemBlobStore
 from adapters.sqlalchemy_store import Database, create_database
@@ -18,7 +18,7 @@ from adapters.sqlalchemy_store.tables import blob_chunks, blobs
 from domain.errors import FileNotFound
 from domain.model import BlobInfo
 from domain.ports import BlobStore
-from tests.integration.conftest import sqlite_url
+from tests.integration.conftest import clean_postgres, sqlite_url
 
 CHUNK = 1000  # small database chunks, so every test crosses many of them
 
@@ -28,13 +28,6 @@ class Subject:
     store: BlobStore
     db: Database | None = None
     url: str = ""
-
-
-async def truncated_postgres(url: str) -> Database:
-    db = create_database(url)
-    async with db.writer.begin() as conn:
-        await conn.execute(text("TRUNCATE blob_chunks, blobs"))
-    return db
 
 
 @pytest.fixture(params=["filesystem", "sqlite", "postgres"])
@@ -48,7 +41,7 @@ async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         db = create_database(url)
     else:
         url = request.getfixturevalue("postgres_url")
-        db = await truncated_postgres(url)
+        db = await clean_postgres(url, "blob_chunks, blobs")
     yield Subject(SqlAlchemyBlobStore(db, chunk_bytes=CHUNK), db, url)
     await db.dispose()
 
