@@ -11,7 +11,7 @@ from datetime import datetime
 from application.clock import new_id, utcnow
 from application.conversation import Conversation
 from application.titles import clean_title, fallback_title
-from domain.errors import InvalidInput, NoActiveRun, TaskExists, TaskNotFound
+from domain.errors import InvalidInput, NoActiveRun, TaskNotFound
 from domain.model import Driver, MessageRequest, Task, TaskKey, Thread
 from domain.ports import BlobStore, TaskPage, TaskStore
 
@@ -115,6 +115,3 @@ class Tasks:
                 thread.response = run.builder.snapshot()
                 break
         return task
-
-
-__all__ = ["TaskExists", "Tasks"]
