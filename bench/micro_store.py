@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.sqlalchemy_store import SqlAlchemyTaskStore, codec, create_database
+from adapters import store_codec as codec
+from adapters.sqlalchemy_store import SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.engine import Database
 from adapters.sqlalchemy_store.migrate import upgrade
 from application.reply import ReplyBuilder

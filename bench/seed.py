@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import create_engine, insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.sqlalchemy_store import codec
+from adapters import store_codec as codec
 from adapters.sqlalchemy_store.migrate import upgrade
 from adapters.sqlalchemy_store.tables import tasks, threads
 from domain.model import MessageRequest, MessageResponse, Usage

@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from adapters import event_codec
 from adapters.echo_llm import EchoLLM
 from adapters.gemini import GeminiConfig, GeminiLLM, supported_mime
-from adapters.sqlalchemy_store import PoolSettings, SqlAlchemyTaskStore, create_database
+from adapters.sqlalchemy_store import Database, PoolSettings, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import upgrade_async
+from adapters.sqlite_store import SqliteConnections, SqliteTaskStore
 from application.conversation import Conversation
 from application.resume import Resume
 from application.tasks import Tasks
@@ -125,6 +127,19 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
     return GeminiLLM(config, blobs=blobs, http_client=http)
 
 
+def build_store(url: str, database: Database) -> tuple[TaskStore, Hook]:
+    """SQLite through the standard library's sqlite3 (one thread hop per call); other databases via SQLAlchemy."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        connections = SqliteConnections(parsed.database)
+        return SqliteTaskStore(connections), connections.close
+    return SqlAlchemyTaskStore(database), _nothing
+
+
+async def _nothing() -> None:
+    return None
+
+
 def build(settings: Settings) -> Services:
     """Every adapter from Settings: SQL store, blobs, run registry (in-process or Redis), the chosen LLM."""
     url = settings.resolved_database_url()
@@ -137,7 +152,7 @@ def build(settings: Settings) -> Services:
             pre_ping=settings.database_pool_pre_ping,
         ),
     )
-    store = SqlAlchemyTaskStore(database)
+    store, close_store = build_store(url, database)
     blobs = build_blobs(settings, database)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.ai_google_gemini_timeout_s, connect=10.0),
@@ -156,5 +171,5 @@ def build(settings: Settings) -> Services:
 
     recover, stop_runs = lifecycle(settings, registry=registry, store=store, blobs=blobs)
     services.on_startup += [migrate, recover]
-    services.on_shutdown += [http.aclose, database.dispose, stop_runs]
+    services.on_shutdown += [http.aclose, close_store, database.dispose, stop_runs]
     return services

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.sqlalchemy_store import codec
+from adapters import store_codec as codec
 from adapters.sqlalchemy_store.batch import BatchingWriter, DirectWriter, Writer
 from adapters.sqlalchemy_store.engine import Database
 from adapters.sqlalchemy_store.tables import tasks, threads
@@ -67,10 +67,10 @@ class SqlAlchemyTaskStore:
             row = (await conn.execute(select(tasks).where(_task_pk(key)))).first()
             if row is None:
                 return None
-            task = _task(row)
+            task = codec.task_from(row)
             if include_content:
                 query = select(threads).where(_thread_fk(key)).order_by(threads.c.seq)
-                task.threads = [_thread(r) for r in await conn.execute(query)]
+                task.threads = [codec.thread_from(r) for r in await conn.execute(query)]
             return task
 
     async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]:
@@ -89,7 +89,7 @@ class SqlAlchemyTaskStore:
             )
         query = query.order_by(tasks.c.updated_us.desc(), tasks.c.id_task.desc()).limit(page.limit)
         async with self._db.reader.connect() as conn:
-            found = [_task(r) for r in await conn.execute(query)]
+            found = [codec.task_from(r) for r in await conn.execute(query)]
             if page.include_content and found:
                 await _load_threads(conn, id_team_agent, found)
         return found
@@ -164,7 +164,7 @@ class SqlAlchemyTaskStore:
         count = 0
         async with self._db.writer.begin() as conn:
             for row in (await conn.execute(query)).all():
-                thread = _thread(row)
+                thread = codec.thread_from(row)
                 response = thread.response
                 if response is None:
                     continue
@@ -199,42 +199,8 @@ async def _load_threads(conn: AsyncConnection, id_team_agent: str, found: list[T
         .order_by(threads.c.id_task, threads.c.seq)
     )
     for row in await conn.execute(query):
-        by_id[row.id_task].threads.append(_thread(row))
-
-
-def _task(row: Row[Any]) -> Task:
-    return Task(
-        id_team_agent=row.id_team_agent,
-        id_task=row.id_task,
-        id_team=row.id_team,
-        title=row.title,
-        driver=Driver(row.driver),
-        created_at=codec.from_us(row.created_us),
-        updated_at=codec.from_us(row.updated_us),
-    )
-
-
-def _thread(row: Row[Any]) -> Thread:
-    return Thread(
-        id_thread=row.id_thread,
-        request=codec.load_request(row.request, row.id_team_agent, row.id_task),
-        response=None if row.response is None else codec.load_response(row.response, row.id_team_agent, row.id_task),
-        id_run=row.id_run,
-        model_turn=codec.load_any(row.model_turn),
-    )
+        by_id[row.id_task].threads.append(codec.thread_from(row))
 
 
 def _thread_row(key: TaskKey, seq: int, thread: Thread, now_us: int) -> dict[str, Any]:
-    return {
-        "id_team_agent": key.id_team_agent,
-        "id_task": key.id_task,
-        "seq": seq,
-        "id_thread": thread.id_thread,
-        "status": thread.status.value,
-        "id_run": thread.id_run,
-        "request": codec.dump_request(thread.request),
-        "response": None if thread.response is None else codec.dump_response(thread.response),
-        "model_turn": codec.dump_any(thread.model_turn),
-        "created_us": codec.to_us(thread.request.created_at),
-        "updated_us": now_us,
-    }
+    return dict(zip(codec.THREAD_COLUMNS, codec.thread_values(key, seq, thread, now_us), strict=True))

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from adapters.sqlalchemy_store import Database, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import downgrade, upgrade, upgrade_async
+from adapters.sqlite_store import SqliteConnections, SqliteTaskStore
 from tests.conftest import POSTGRES_URL, need
 from tests.fakes import FakeTaskStore
 
@@ -47,13 +48,19 @@ async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-@pytest.fixture(params=["fake", "sqlite", "postgres"])
+@pytest.fixture(params=["fake", "sqlite", "sqlalchemy-sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
     if request.param == "fake":
         yield FakeTaskStore()
         return
+    url = sqlite_url(tmp_path)
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
+        await upgrade_async(url)
+        connections = SqliteConnections(tmp_path / "store.db")
+        yield SqliteTaskStore(connections)
+        await connections.close()
+        return
+    if request.param == "sqlalchemy-sqlite":
         await upgrade_async(url)
         db = create_database(url)
     else:

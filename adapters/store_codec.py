@@ -1,13 +1,39 @@
-"""Domain objects to and from the JSON kept in thread rows."""
+"""Domain objects to and from the rows and JSON columns of the task tables (every SQL TaskStore)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
 
-from domain.model import Attachment, AttachmentKind, MessageRequest, MessageResponse, Usage
+from domain.model import (
+    Attachment,
+    AttachmentKind,
+    Driver,
+    MessageRequest,
+    MessageResponse,
+    Task,
+    TaskKey,
+    Thread,
+    Usage,
+)
+
+TASK_COLUMNS = ("id_team_agent", "id_task", "id_team", "title", "driver", "created_us", "updated_us")
+THREAD_COLUMNS = (
+    "id_team_agent",
+    "id_task",
+    "seq",
+    "id_thread",
+    "status",
+    "id_run",
+    "request",
+    "response",
+    "model_turn",
+    "created_us",
+    "updated_us",
+)
 
 
 def to_us(moment: datetime) -> int:
@@ -113,3 +139,45 @@ def dump_any(value: object) -> str | None:
 
 def load_any(raw: str | None) -> object:
     return None if raw is None else orjson.loads(raw)
+
+
+def task_from(row: Sequence[Any]) -> Task:
+    """A task (without threads) from a row of TASK_COLUMNS."""
+    return Task(
+        id_team_agent=row[0],
+        id_task=row[1],
+        id_team=row[2],
+        title=row[3],
+        driver=Driver(row[4]),
+        created_at=from_us(row[5]),
+        updated_at=from_us(row[6]),
+    )
+
+
+def thread_from(row: Sequence[Any]) -> Thread:
+    """A thread from a row of THREAD_COLUMNS."""
+    agent, id_task, response = row[0], row[1], row[7]
+    return Thread(
+        id_thread=row[3],
+        request=load_request(row[6], agent, id_task),
+        response=None if response is None else load_response(response, agent, id_task),
+        id_run=row[5],
+        model_turn=load_any(row[8]),
+    )
+
+
+def thread_values(key: TaskKey, seq: int, thread: Thread, now_us: int) -> tuple[Any, ...]:
+    """The values of THREAD_COLUMNS for a new thread row."""
+    return (
+        key.id_team_agent,
+        key.id_task,
+        seq,
+        thread.id_thread,
+        thread.status.value,
+        thread.id_run,
+        dump_request(thread.request),
+        None if thread.response is None else dump_response(thread.response),
+        dump_any(thread.model_turn),
+        to_us(thread.request.created_at),
+        now_us,
+    )
