@@ -85,12 +85,8 @@ class InMemoryRunRegistry:
             return [], True
         if timeout <= 0:
             return [], False
-        await self._wait(run, timeout)
-        return run.events[start:], run.closed
-
-    async def _wait(self, run: _Run, timeout: float) -> None:
-        """Until the run changes or about `timeout` passes. Deadlines are swept together (no timer per wait:
-        a reader waits between every two events)."""
+        # wait (inline: a reader waits between every two events) until the run changes or about `timeout`
+        # passes; deadlines are swept together, so there is no timer per wait
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         run.waiters.append(waiter)
@@ -102,6 +98,7 @@ class InMemoryRunRegistry:
             await waiter
         finally:
             self._deadlines.pop(waiter, None)
+        return run.events[start:], run.closed
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +13,7 @@ from domain.events import MessageChunk
 from domain.model import TaskKey
 from domain.ports import BlobStore, RunRegistry, TaskStore
 
+Events = tuple[list[tuple[int, bytes]], bool]
 _EVENT_ID = re.compile(r"^([0-9a-z]{1,64}):(\d{1,9})$")
 
 
@@ -23,13 +24,17 @@ def parse_event_id(value: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+async def _ready(events: Events) -> Events:
+    return events
+
+
 class EventSource(Protocol):
     """What an SSE response follows: a live run in the registry, or a replay of a stored one."""
 
     @property
     def id_run(self) -> str: ...
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
+    def read(self, *, after: int, timeout: float) -> Awaitable[Events]:
         """Events after seq `after`, each as the contract's JSON, and whether the run ended with them."""
         ...
 
@@ -40,8 +45,9 @@ class LiveSource:
     key: TaskKey
     id_run: str
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
-        return await self.registry.read_encoded(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
+    def read(self, *, after: int, timeout: float) -> Awaitable[Events]:
+        # the registry's own coroutine, not a wrapper: a follower resumes through one frame less per event
+        return self.registry.read_encoded(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +55,8 @@ class StoredSource:
     id_run: str
     events: list[tuple[int, bytes]]
 
-    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
-        return [(seq, event) for seq, event in self.events if seq > after], True
+    def read(self, *, after: int, timeout: float) -> Awaitable[Events]:
+        return _ready(([(seq, event) for seq, event in self.events if seq > after], True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from entrypoints.auth import ApiKeys, AuthMiddleware
 from entrypoints.bootstrap import Services
@@ -17,8 +18,15 @@ from entrypoints.ratelimit import RateLimitMiddleware
 from entrypoints.routes import router
 from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
+from entrypoints.sse import BODY_SEND
 
 API_PREFIX = "/api/v1"
+
+
+class AgentApp(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[BODY_SEND] = send  # event streams write their frames here, past the middlewares
+        await super().__call__(scope, receive, send)
 
 
 def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
@@ -32,7 +40,7 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
 
-    app = FastAPI(
+    app = AgentApp(
         title=settings.app_title,
         version=settings.app_version,
         description="Streams Gemini replies as Server-Sent Events; every task is kept in SQL.",

@@ -15,6 +15,9 @@ from entrypoints.chunks import DONE, PING, frames
 log = logging.getLogger(__name__)
 LOST = b'data: {"event":"error","error":"the stream was lost; resume it with the last event id"}\n\n'
 
+BODY_SEND = "agent.body_send"
+"""Scope key of the server's own send, outside every middleware (set by the app, see `EventStream`)."""
+
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -27,6 +30,10 @@ class EventStream(Response):
 
     A client that goes away is noticed through `receive()` (uvicorn drops writes to it silently);
     `on_disconnect` then runs, e.g. to interrupt the run.
+
+    The response start goes through every middleware (they add headers and note that it started); the
+    frames after it go straight to the server's send (`BODY_SEND`), since none of them touches a body and
+    each layer would cost a coroutine call per event. A middleware that rewrites bodies would not see them.
     """
 
     def __init__(
@@ -50,7 +57,7 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        pump = asyncio.create_task(self._pump(send))
+        pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
         watcher = asyncio.create_task(_until_disconnect(receive))
         try:
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)

@@ -8,36 +8,92 @@ connection, inside a read transaction (one snapshot per call, in WAL mode).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], T]
 _Outcome = tuple[BaseException | None, Any]
+_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any]]
+
+
+class _Threads:
+    """Threads that each own a connection and take jobs from one queue; results go back to the job's loop."""
+
+    def __init__(self, count: int, name: str, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._connect = connect
+        self._threads = [threading.Thread(target=self._serve, name=f"{name}-{i}", daemon=True) for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, job))
+        return future
+
+    def stop(self) -> None:
+        """Let the queued jobs finish, then close every connection (blocking: call it off the loop)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        conn = self._connect()
+        try:
+            while (job := self._jobs.get()) is not None:
+                loop, future, fn = job
+                try:
+                    result = fn(conn)
+                except BaseException as error:  # handed to the awaiting coroutine
+                    _deliver(loop, future, error, None)
+                else:
+                    _deliver(loop, future, None, result)
+        finally:
+            conn.close()
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], error: BaseException | None, result: Any
+) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(_settle, future, error, result)
+
+
+def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class SqliteConnections:
     def __init__(
-        self, path: str | Path, *, readers: int = 2, busy_timeout_ms: int = 30000, max_batch: int = 256
+        self, path: str | Path, *, readers: int = 1, busy_timeout_ms: int = 30000, max_batch: int = 256
     ) -> None:
         self._path = str(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._max_batch = max_batch
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-read")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+        self._readers: _Threads | None = None
+        self._writer: _Threads | None = None
+        self._reader_count = readers
         self._queue: list[tuple[Op[Any], bool, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def read(self, op: Op[T]) -> T:
         """Run `op` on a reader connection inside one read transaction."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, op)
+        if self._readers is None:
+            self._readers = _Threads(self._reader_count, "sqlite-read", self._connect)
+        return await self._readers.submit(lambda conn: _read(conn, op))
 
     async def write(self, op: Op[T], *, isolated: bool = False) -> T:
         """Run `op` in the next write transaction, with whatever other writes are waiting.
@@ -55,26 +111,21 @@ class SqliteConnections:
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._shutdown)
-
-    def _shutdown(self) -> None:
-        self._readers.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
-        with self._lock:
-            for conn in self._opened:
-                conn.close()
-            self._opened.clear()
+        threads = [t for t in (self._readers, self._writer) if t is not None]
+        self._readers = self._writer = None
+        for group in threads:
+            await asyncio.to_thread(group.stop)
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._writer = _Threads(1, "sqlite-write", self._connect)
         try:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 ops = [(op, isolated) for op, isolated, _ in batch]
                 try:
-                    outcomes = await loop.run_in_executor(self._writer, self._commit, ops)
+                    outcomes = await self._writer.submit(lambda conn, ops=ops: _commit(conn, ops))  # type: ignore[misc]
                 except Exception as error:
                     outcomes = [(error, None)] * len(batch)
                 for (_, _, future), (failure, result) in zip(batch, outcomes, strict=True):
@@ -87,44 +138,39 @@ class SqliteConnections:
         finally:
             self._flusher = None
 
-    def _commit(self, ops: list[tuple[Op[Any], bool]]) -> list[_Outcome]:
-        conn = self._connection()
-        outcomes: list[_Outcome] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for op, isolated in ops:
-                try:
-                    outcomes.append((None, op(conn)))
-                except sqlite3.Error as error:
-                    if not isolated or not isinstance(error, sqlite3.IntegrityError):
-                        raise
-                    outcomes.append((error, None))
-                except Exception as error:
-                    outcomes.append((error, None))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return outcomes
-
-    def _read(self, op: Op[T]) -> T:
-        conn = self._connection()
-        conn.execute("BEGIN")
-        try:
-            return op(conn)
-        finally:
-            conn.execute("COMMIT")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._opened.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
         return conn
+
+
+def _commit(conn: sqlite3.Connection, ops: list[tuple[Op[Any], bool]]) -> list[_Outcome]:
+    outcomes: list[_Outcome] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for op, isolated in ops:
+            try:
+                outcomes.append((None, op(conn)))
+            except sqlite3.Error as error:
+                if not isolated or not isinstance(error, sqlite3.IntegrityError):
+                    raise
+                outcomes.append((error, None))
+            except Exception as error:
+                outcomes.append((error, None))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _read(conn: sqlite3.Connection, op: Op[T]) -> T:
+    conn.execute("BEGIN")
+    try:
+        return op(conn)
+    finally:
+        conn.execute("COMMIT")
