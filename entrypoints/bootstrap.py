@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from adapters import event_codec
 from adapters.echo_llm import EchoLLM
 from adapters.gemini import GeminiConfig, GeminiLLM, supported_mime
+from adapters.postgres_store import AsyncpgTaskStore
 from adapters.sqlalchemy_store import Database, PoolSettings, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import upgrade_async
 from adapters.sqlite_store import SqliteConnections, SqliteTaskStore
@@ -127,13 +128,22 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
     return GeminiLLM(config, blobs=blobs, http_client=http)
 
 
-def build_store(url: str, database: Database) -> tuple[TaskStore, Hook]:
-    """SQLite through the standard library's sqlite3 (one thread hop per call); other databases via SQLAlchemy."""
+def build_store(url: str, database: Database, pool_size: int = 20) -> tuple[TaskStore, Hook]:
+    """SQLite through the standard library's sqlite3 (one thread hop per call), PostgreSQL through asyncpg;
+    any other SQLAlchemy async driver through SQLAlchemy."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         connections = SqliteConnections(parsed.database)
         return SqliteTaskStore(connections), connections.close
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
+        store = AsyncpgTaskStore(asyncpg_dsn(url), max_size=pool_size)
+        return store, store.close
     return SqlAlchemyTaskStore(database), _nothing
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`postgresql+asyncpg://...` (SQLAlchemy's form, as in DATABASE_URL) as the DSN asyncpg takes."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _nothing() -> None:
@@ -152,7 +162,7 @@ def build(settings: Settings) -> Services:
             pre_ping=settings.database_pool_pre_ping,
         ),
     )
-    store, close_store = build_store(url, database)
+    store, close_store = build_store(url, database, settings.database_pool_size + settings.database_max_overflow)
     blobs = build_blobs(settings, database)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.ai_google_gemini_timeout_s, connect=10.0),

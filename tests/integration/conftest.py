@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from adapters.postgres_store import AsyncpgTaskStore
 from adapters.sqlalchemy_store import Database, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import downgrade, upgrade, upgrade_async
 from adapters.sqlite_store import SqliteConnections, SqliteTaskStore
+from entrypoints.bootstrap import asyncpg_dsn
 from tests.conftest import POSTGRES_URL, need
 from tests.fakes import FakeTaskStore
 
@@ -48,7 +50,7 @@ async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-@pytest.fixture(params=["fake", "sqlite", "sqlalchemy-sqlite", "postgres"])
+@pytest.fixture(params=["fake", "sqlite", "sqlalchemy-sqlite", "postgres", "sqlalchemy-postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
     if request.param == "fake":
         yield FakeTaskStore()
@@ -59,6 +61,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         connections = SqliteConnections(tmp_path / "store.db")
         yield SqliteTaskStore(connections)
         await connections.close()
+        return
+    if request.param == "postgres":
+        postgres = request.getfixturevalue("postgres_url")
+        await (await clean_postgres(postgres)).dispose()
+        pg_store = AsyncpgTaskStore(asyncpg_dsn(postgres))
+        yield pg_store
+        await pg_store.close()
         return
     if request.param == "sqlalchemy-sqlite":
         await upgrade_async(url)

@@ -1,0 +1,212 @@
+# ruff: noqa: S608 (SQL here is assembled from constant fragments only; every value is a bound parameter)
+"""AsyncpgTaskStore: the TaskStore on PostgreSQL through asyncpg directly (no ORM layer per call).
+
+The same schema as the other SQL stores (alembic owns it). Fixed SQL strings, so asyncpg prepares each
+once per connection; a write that touches two tables is one statement where it can be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from adapters import store_codec as codec
+from domain.errors import TaskExists, TaskNotFound
+from domain.model import Driver, MessageResponse, Task, TaskKey, Thread, ThreadStatus
+from domain.ports import TaskPage
+
+TASK = ", ".join(codec.TASK_COLUMNS)
+THREAD = ", ".join(codec.THREAD_COLUMNS)
+GET_TASK = f"SELECT {TASK} FROM tasks WHERE id_team_agent = $1 AND id_task = $2"
+GET_THREADS = f"SELECT {THREAD} FROM threads WHERE id_team_agent = $1 AND id_task = $2 ORDER BY seq"
+INSERT_TASK = f"INSERT INTO tasks ({TASK}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+INSERT_THREAD = f"INSERT INTO threads ({THREAD}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
+TOUCH_TASK = "UPDATE tasks SET updated_us = $3 WHERE id_team_agent = $1 AND id_task = $2"
+NEXT_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM threads WHERE id_team_agent = $1 AND id_task = $2"
+RUNNING = ThreadStatus.RUNNING.value
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class AsyncpgTaskStore:
+    """The durable TaskStore on PostgreSQL: one asyncpg pool, opened on first use."""
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 20, now_us: Callable[[], int] = _now_us) -> None:
+        self._dsn = dsn
+        self._sizes = (min_size, max_size)
+        self._now_us = now_us
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def add_task(self, *, task: Task) -> None:
+        created, updated = codec.to_us(task.created_at), codec.to_us(task.updated_at)
+        row = (task.id_team_agent, task.id_task, task.id_team, task.title, task.driver.value, created, updated)
+        rows = [codec.thread_values(task.key, seq, t, updated) for seq, t in enumerate(task.threads, 1)]
+        pool = await self._ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(INSERT_TASK, *row)
+                if rows:
+                    await conn.executemany(INSERT_THREAD, rows)
+        except asyncpg.UniqueViolationError:
+            raise TaskExists() from None
+
+    async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            return await _load(conn, key, include_content)
+
+    async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]:
+        where, args = ["id_team_agent = $1"], list[Any]([id_team_agent])
+        if page.driver is not None:
+            args.append(page.driver.value)
+            where.append(f"driver = ${len(args)}")
+        if page.updated_since is not None:
+            args.append(codec.to_us(page.updated_since))
+            where.append(f"updated_us >= ${len(args)}")
+        if page.before is not None:
+            args += [codec.to_us(page.before[0]), page.before[1]]
+            n = len(args)
+            where.append(f"(updated_us < ${n - 1} OR (updated_us = ${n - 1} AND id_task < ${n}))")
+        args.append(page.limit)
+        order = f"ORDER BY updated_us DESC, id_task DESC LIMIT ${len(args)}"
+        sql = f"SELECT {TASK} FROM tasks WHERE {' AND '.join(where)} {order}"
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            found = [codec.task_from(row) for row in await conn.fetch(sql, *args)]
+            if page.include_content and found:
+                by_id = {task.id_task: task for task in found}
+                query = (
+                    f"SELECT {THREAD} FROM threads WHERE id_team_agent = $1 AND id_task = ANY($2) ORDER BY id_task, seq"
+                )
+                for row in await conn.fetch(query, id_team_agent, list(by_id)):
+                    by_id[row[1]].threads.append(codec.thread_from(row))
+        return found
+
+    async def update_task(self, *, key: TaskKey, title: str | None = None, driver: Driver | None = None) -> Task | None:
+        sets, args = ["updated_us = $3"], list[Any]([*key_args(key), self._now_us()])
+        if title is not None:
+            args.append(title)
+            sets.append(f"title = ${len(args)}")
+        if driver is not None:
+            args.append(driver.value)
+            sets.append(f"driver = ${len(args)}")
+        sql = f"UPDATE tasks SET {', '.join(sets)} WHERE id_team_agent = $1 AND id_task = $2"
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.transaction():
+            if await conn.execute(sql, *args) == "UPDATE 0":
+                return None
+            return await _load(conn, key, include_content=True)
+
+    async def delete_task(self, *, key: TaskKey) -> Task | None:
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.transaction():
+            task = await _load(conn, key, include_content=True)
+            if task is not None:
+                await conn.execute("DELETE FROM threads WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
+                await conn.execute("DELETE FROM tasks WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
+            return task
+
+    async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
+        now = self._now_us()
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.transaction():
+            # the task's row lock orders concurrent appends; each then sees the seq the one before took
+            if await conn.execute(TOUCH_TASK, *key_args(key), now) == "UPDATE 0":
+                raise TaskNotFound()
+            seq = await conn.fetchval(NEXT_SEQ, *key_args(key))
+            await conn.execute(INSERT_THREAD, *codec.thread_values(key, seq, thread, now))
+
+    async def save_response(
+        self,
+        *,
+        key: TaskKey,
+        id_thread: str,
+        response: MessageResponse,
+        id_run: str | None = None,
+        model_turn: object = None,
+    ) -> None:
+        now = self._now_us()
+        args: list[Any] = [*key_args(key), id_thread, codec.dump_response(response), response.status.value, now]
+        sets = "response = $4, status = $5, updated_us = $6"
+        if id_run is not None:
+            args.append(id_run)
+            sets += f", id_run = ${len(args)}"
+        if model_turn is not None:
+            args.append(codec.dump_any(model_turn))
+            sets += f", model_turn = ${len(args)}"
+        sql = (
+            f"WITH saved AS (UPDATE threads SET {sets}"
+            " WHERE id_team_agent = $1 AND id_task = $2 AND id_thread = $3 RETURNING 1)"
+            " UPDATE tasks SET updated_us = $6 WHERE id_team_agent = $1 AND id_task = $2"
+            " AND EXISTS (SELECT 1 FROM saved)"
+        )
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            if await conn.execute(sql, *args) == "UPDATE 0":
+                raise TaskNotFound()
+
+    async def interrupt_running(self, *, reason: str, id_runs: Sequence[str] | None = None) -> int:
+        sql, args = f"SELECT {THREAD} FROM threads WHERE status = $1", list[Any]([RUNNING])
+        if id_runs is not None:
+            sql, args = sql + " AND id_run = ANY($2)", [*args, list(id_runs)]
+        now = self._now_us()
+        pool = await self._ready()
+        count = 0
+        async with pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(sql + " FOR UPDATE", *args):
+                response = codec.thread_from(row).response
+                if response is None:
+                    continue
+                response.is_interrupted, response.event, response.reason = True, "interrupted", reason
+                await conn.execute(
+                    "UPDATE threads SET response = $4, status = $5, updated_us = $6"
+                    " WHERE id_team_agent = $1 AND id_task = $2 AND seq = $3",
+                    row[0],
+                    row[1],
+                    row[2],
+                    codec.dump_response(response),
+                    ThreadStatus.INTERRUPTED.value,
+                    now,
+                )
+                count += 1
+        return count
+
+    async def running_runs(self) -> list[str]:
+        sql = "SELECT DISTINCT id_run FROM threads WHERE status = $1 AND id_run IS NOT NULL"
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            return [row[0] for row in await conn.fetch(sql, RUNNING)]
+
+    async def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    min_size, max_size = self._sizes
+                    self._pool = await asyncpg.create_pool(self._dsn, min_size=min_size, max_size=max_size)
+        return self._pool
+
+
+def key_args(key: TaskKey) -> tuple[str, str]:
+    return key.id_team_agent, key.id_task
+
+
+async def _load(conn: Any, key: TaskKey, include_content: bool) -> Task | None:
+    row = await conn.fetchrow(GET_TASK, *key_args(key))
+    if row is None:
+        return None
+    task = codec.task_from(row)
+    if include_content:
+        task.threads = [codec.thread_from(r) for r in await conn.fetch(GET_THREADS, *key_args(key))]
+    return task
