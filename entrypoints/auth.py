@@ -103,7 +103,7 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def team_filter(
+async def team_filter(
     request: Request,
     id_team: Annotated[
         str | None, Query(pattern=ID_PATTERN, description="If given, the task must belong to this team")

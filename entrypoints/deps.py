@@ -10,7 +10,7 @@ from domain.model import ID_PATTERN
 from entrypoints.bootstrap import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

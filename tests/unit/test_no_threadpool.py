@@ -1,0 +1,56 @@
+"""Every endpoint and dependency is a coroutine function: FastAPI runs a plain `def` in a thread pool,
+a thread hop (and a wait for the GIL) on every request."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from adapters.memory_runs import InMemoryRunRegistry
+from entrypoints.app import create_app
+from entrypoints.bootstrap import compose
+from entrypoints.settings import Settings
+from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
+
+
+def calls(dependant: Any) -> list[Any]:
+    found = [dependant.call] if dependant.call is not None else []
+    for child in dependant.dependencies:
+        found += calls(child)
+    return found
+
+
+def api_routes(routes: list[Any]) -> list[APIRoute]:
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        else:  # an included router (FastAPI keeps it whole) or a mount
+            inner = getattr(getattr(route, "original_router", route), "routes", [])
+            found += api_routes(list(inner))
+    return found
+
+
+def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
+    settings = Settings(_env_file=None)
+    services = compose(
+        settings=settings,
+        store=FakeTaskStore(),
+        llm=ScriptedLLM(),
+        blobs=FakeBlobStore(),
+        registry=InMemoryRunRegistry(),
+    )
+    app = create_app(services, settings)
+    routes = api_routes(list(app.routes))
+
+    sync = {
+        f"{route.path} -> {call.__name__}"
+        for route in routes
+        for call in calls(route.dependant)
+        if not inspect.iscoroutinefunction(call)
+    }
+
+    assert len(routes) > 10
+    assert sync == set()
