@@ -7,9 +7,7 @@ server's own loop that sleeps 1 ms in a loop and records by how much each sleep 
 At exit (SIGTERM/SIGINT) it writes every overshoot above 0.25 ms with its CLOCK_MONOTONIC time, and the
 sample count, as JSON to $BENCH_LAG_FILE, so the caller can cut out the window of its scenario.
 
-With BENCH_GC_FREEZE=1 it also runs `gc.collect(); gc.freeze()` once the app has started (an experiment:
-what that change in the service's startup would give). The service code is not changed: only the
-process it runs in is.
+The service code is not changed: only the process it runs in is.
 """
 
 from __future__ import annotations
@@ -96,21 +94,18 @@ class LagMonitor:
         }
 
 
-async def after_startup(server: uvicorn.Server, monitor: LagMonitor, freeze: bool) -> None:
-    """Once the app has started: count the objects the collector tracks, and (experiment) freeze them."""
+async def after_startup(server: uvicorn.Server, monitor: LagMonitor) -> None:
+    """Once the app has started: count the objects the collector tracks, and those frozen out of its reach."""
     while not server.started:  # noqa: ASYNC110 (a plain flag of uvicorn.Server)
         await asyncio.sleep(0.01)
     monitor.objects_after_startup = len(gc.get_objects())
-    if freeze:  # what `gc.collect(); gc.freeze()` at the end of the service's startup would give
-        gc.collect()
-        gc.freeze()
-        monitor.frozen = gc.get_freeze_count()
+    monitor.frozen = gc.get_freeze_count()
 
 
-async def serve(server: uvicorn.Server, lag_file: Path | None, freeze: bool) -> None:
+async def serve(server: uvicorn.Server, lag_file: Path | None) -> None:
     monitor = LagMonitor(server.config)
     task = asyncio.create_task(monitor.run())
-    startup = asyncio.create_task(after_startup(server, monitor, freeze))
+    startup = asyncio.create_task(after_startup(server, monitor))
     try:
         await server.serve()
     finally:
@@ -138,8 +133,7 @@ def main() -> None:
     lag_file = Path(os.environ["BENCH_LAG_FILE"]) if os.environ.get("BENCH_LAG_FILE") else None
     from uvicorn._compat import asyncio_run  # what uvicorn.Server.run uses
 
-    freeze = os.environ.get("BENCH_GC_FREEZE") == "1"
-    asyncio_run(serve(server, lag_file, freeze), loop_factory=config.get_loop_factory())
+    asyncio_run(serve(server, lag_file), loop_factory=config.get_loop_factory())
 
 
 if __name__ == "__main__":

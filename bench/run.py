@@ -178,22 +178,6 @@ def run_side(kind: str, db: str | None, scale: sc.Scale, wanted: set[int], work:
             finish(server)
         out["s6"] = {"lag": sc.loop_lag(server.lag(), load["window"]), "load": load}
         if real:
-            log(f"{tag}: 6 experiment: the same with gc.freeze() after startup")
-            server = Server(
-                f"{tag}-lagfreeze",
-                kind,
-                work,
-                db=db,
-                delay_ms=scale.s2_delay_ms,
-                instrumented=True,
-                extra_env={"BENCH_GC_FREEZE": "1"},
-            ).start()
-            try:
-                load = sc.many_users(server, scale, work, f"{tag}-f", verify=False)
-            finally:
-                finish(server)
-            out["s6"]["gc_freeze"] = {"lag": sc.loop_lag(server.lag(), load["window"]), "load": load}
-        if real:
             log(f"{tag}: 6 profile (py-spy) under scenario 2")
             server = Server(f"{tag}-prof", kind, work, db=db, delay_ms=scale.s2_delay_ms).start()
             try:

@@ -480,7 +480,10 @@ AREAS = [
     ("SQLAlchemy", ["sqlalchemy/"]),
     ("asyncpg", ["asyncpg/"]),
     ("aiosqlite", ["aiosqlite/"]),
-    ("store adapter (adapters/sqlalchemy_store/)", ["sqlalchemy_store/"]),
+    (
+        "store adapter (adapters/sqlite_store/, postgres_store.py, sqlalchemy_store/)",
+        ["sqlite_store/", "postgres_store.py", "sqlalchemy_store/"],
+    ),
     ("other service code", ["(entrypoints/", "(adapters/", "(domain/"]),
 ]
 
@@ -510,6 +513,8 @@ def self_by_area(raw: Path) -> list[list[Any]]:
 def _worker_name(thread: str, frames: list[str]) -> str:
     if any("aiosqlite" in f or "_connection_worker_thread" in f for f in frames):
         return "aiosqlite connection threads"
+    if any("sqlite_store/" in f for f in frames):
+        return "SQLite store threads"
     if any("concurrent/futures/thread.py" in f or "(thread.py:" in f for f in frames):
         return "to_thread pool"
     return thread.split(" (")[0]
