@@ -22,9 +22,18 @@ from domain.ports import TaskPage
 TASK = ", ".join(codec.TASK_COLUMNS)
 THREAD = ", ".join(codec.THREAD_COLUMNS)
 GET_TASK = f"SELECT {TASK} FROM tasks WHERE id_team_agent = $1 AND id_task = $2"
-GET_THREADS = f"SELECT {THREAD} FROM threads WHERE id_team_agent = $1 AND id_task = $2 ORDER BY seq"
 INSERT_TASK = f"INSERT INTO tasks ({TASK}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 INSERT_THREAD = f"INSERT INTO threads ({THREAD}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
+# a new task with its first thread in one statement (one round trip, and atomic on its own)
+INSERT_TASK_AND_THREAD = (
+    f"WITH task AS ({INSERT_TASK}) INSERT INTO threads ({THREAD}) VALUES ({', '.join(f'${i}' for i in range(8, 19))})"
+)
+# the task and its threads in one round trip: one row per thread, or one row with NULL thread columns
+GET_TASK_WITH_THREADS = (
+    f"SELECT {', '.join('t.' + c for c in codec.TASK_COLUMNS)}, {', '.join('th.' + c for c in codec.THREAD_COLUMNS)}"
+    " FROM tasks t LEFT JOIN threads th ON th.id_team_agent = t.id_team_agent AND th.id_task = t.id_task"
+    " WHERE t.id_team_agent = $1 AND t.id_task = $2 ORDER BY th.seq"
+)
 TOUCH_TASK = "UPDATE tasks SET updated_us = $3 WHERE id_team_agent = $1 AND id_task = $2"
 NEXT_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM threads WHERE id_team_agent = $1 AND id_task = $2"
 RUNNING = ThreadStatus.RUNNING.value
@@ -55,10 +64,14 @@ class AsyncpgTaskStore:
         rows = [codec.thread_values(task.key, seq, t, updated) for seq, t in enumerate(task.threads, 1)]
         pool = await self._ready()
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(INSERT_TASK, *row)
-                if rows:
-                    await conn.executemany(INSERT_THREAD, rows)
+            async with pool.acquire() as conn:
+                if len(rows) == 1:
+                    await conn.execute(INSERT_TASK_AND_THREAD, *row, *rows[0])
+                    return
+                async with conn.transaction():
+                    await conn.execute(INSERT_TASK, *row)
+                    if rows:
+                        await conn.executemany(INSERT_THREAD, rows)
         except asyncpg.UniqueViolationError:
             raise TaskExists() from None
 
@@ -203,10 +216,13 @@ def key_args(key: TaskKey) -> tuple[str, str]:
 
 
 async def _load(conn: Any, key: TaskKey, include_content: bool) -> Task | None:
-    row = await conn.fetchrow(GET_TASK, *key_args(key))
-    if row is None:
+    if not include_content:
+        row = await conn.fetchrow(GET_TASK, *key_args(key))
+        return None if row is None else codec.task_from(row)
+    rows = await conn.fetch(GET_TASK_WITH_THREADS, *key_args(key))
+    if not rows:
         return None
-    task = codec.task_from(row)
-    if include_content:
-        task.threads = [codec.thread_from(r) for r in await conn.fetch(GET_THREADS, *key_args(key))]
+    task = codec.task_from(rows[0])
+    width = len(codec.TASK_COLUMNS)
+    task.threads = [codec.thread_from(row[width:]) for row in rows if row[width + 3] is not None]
     return task
