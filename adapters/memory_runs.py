@@ -22,10 +22,16 @@ MIN_KEEP_S = 30.0
 class _Run:
     key: TaskKey
     on_interrupt: Callable[[str], None]
-    # encoded: bytes are invisible to the garbage collector, which otherwise rescans every buffered event
-    events: list[tuple[int, bytes]] = field(default_factory=list)
+    # each event's contract JSON, in seq order from `first_seq`: bytes are invisible to the garbage collector,
+    # and bare bytes cost 64 B less per kept event than (seq, bytes) pairs
+    frames: list[bytes] = field(default_factory=list)
+    first_seq: int = 1
     closed: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def since(self, after: int) -> list[tuple[int, bytes]]:
+        start = max(after - self.first_seq + 1, 0)
+        return [(seq, frame) for seq, frame in enumerate(self.frames[start:], self.first_seq + start)]
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
@@ -55,7 +61,9 @@ class InMemoryRunRegistry:
 
     async def publish(self, *, key: TaskKey, id_run: str, seq: int, event: MessageChunk) -> None:
         run = self._runs[id_run]
-        run.events.append((seq, event_codec.dumps(event)))
+        if not run.frames:
+            run.first_seq = seq
+        run.frames.append(event_codec.dumps(event))
         run.wake()
 
     async def close(self, *, key: TaskKey, id_run: str) -> None:
@@ -77,10 +85,8 @@ class InMemoryRunRegistry:
         run = self._runs.get(id_run)
         if run is None or (run.key is not key and run.key != key):
             raise UnknownEventId()
-        first_seq = run.events[0][0] if run.events else 1
-        start = max(after - first_seq + 1, 0)
-        if start < len(run.events):
-            return run.events[start:], run.closed
+        if after - run.first_seq + 1 < len(run.frames):
+            return run.since(after), run.closed
         if run.closed:
             return [], True
         if timeout <= 0:
@@ -98,7 +104,7 @@ class InMemoryRunRegistry:
             await waiter
         finally:
             self._deadlines.pop(waiter, None)
-        return run.events[start:], run.closed
+        return run.since(after), run.closed
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()

@@ -5,6 +5,11 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
+from hypothesis import settings
+
+# property tests check behaviour, not speed: a busy CI machine must not fail one on hypothesis's 200 ms deadline
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

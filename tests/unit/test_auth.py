@@ -84,5 +84,7 @@ def request_with(team: str | None) -> Any:
         ("team-a", "team-b", NO_TEAM),
     ],
 )
-def test_a_scoped_key_always_filters_by_its_team(key_team: str | None, asked: str | None, used: str | None) -> None:
-    assert team_filter(request_with(key_team), asked) == used
+async def test_a_scoped_key_always_filters_by_its_team(
+    key_team: str | None, asked: str | None, used: str | None
+) -> None:
+    assert await team_filter(request_with(key_team), asked) == used
