@@ -46,9 +46,22 @@ def _now_us() -> int:
 class AsyncpgTaskStore:
     """The durable TaskStore on PostgreSQL: one asyncpg pool, opened on first use."""
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 20, now_us: Callable[[], int] = _now_us) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        timeout_s: float = 30.0,
+        statement_cache_size: int = 100,
+        now_us: Callable[[], int] = _now_us,
+    ) -> None:
+        """`timeout_s` bounds the wait for a free connection of the pool; a `statement_cache_size` of 0 suits
+        PgBouncer in transaction mode."""
         self._dsn = dsn
-        self._sizes = (min_size, max_size)
+        self._sizes = (min(min_size, max_size), max_size)
+        self._timeout_s = timeout_s
+        self._cache_size = statement_cache_size
         self._now_us = now_us
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -64,7 +77,7 @@ class AsyncpgTaskStore:
         rows = [codec.thread_values(task.key, seq, t, updated) for seq, t in enumerate(task.threads, 1)]
         pool = await self._ready()
         try:
-            async with pool.acquire() as conn:
+            async with pool.acquire(timeout=self._timeout_s) as conn:
                 if len(rows) == 1:
                     await conn.execute(INSERT_TASK_AND_THREAD, *row, *rows[0])
                     return
@@ -77,7 +90,7 @@ class AsyncpgTaskStore:
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         pool = await self._ready()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self._timeout_s) as conn:
             return await _load(conn, key, include_content)
 
     async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]:
@@ -96,7 +109,7 @@ class AsyncpgTaskStore:
         order = f"ORDER BY updated_us DESC, id_task DESC LIMIT ${len(args)}"
         sql = f"SELECT {TASK} FROM tasks WHERE {' AND '.join(where)} {order}"
         pool = await self._ready()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self._timeout_s) as conn:
             found = [codec.task_from(row) for row in await conn.fetch(sql, *args)]
             if page.include_content and found:
                 by_id = {task.id_task: task for task in found}
@@ -117,14 +130,14 @@ class AsyncpgTaskStore:
             sets.append(f"driver = ${len(args)}")
         sql = f"UPDATE tasks SET {', '.join(sets)} WHERE id_team_agent = $1 AND id_task = $2"
         pool = await self._ready()
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
             if await conn.execute(sql, *args) == "UPDATE 0":
                 return None
             return await _load(conn, key, include_content=True)
 
     async def delete_task(self, *, key: TaskKey) -> Task | None:
         pool = await self._ready()
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
             task = await _load(conn, key, include_content=True)
             if task is not None:
                 await conn.execute("DELETE FROM threads WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
@@ -134,7 +147,7 @@ class AsyncpgTaskStore:
     async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
         now = self._now_us()
         pool = await self._ready()
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
             # the task's row lock orders concurrent appends; each then sees the seq the one before took
             if await conn.execute(TOUCH_TASK, *key_args(key), now) == "UPDATE 0":
                 raise TaskNotFound()
@@ -166,7 +179,7 @@ class AsyncpgTaskStore:
             " AND EXISTS (SELECT 1 FROM saved)"
         )
         pool = await self._ready()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self._timeout_s) as conn:
             if await conn.execute(sql, *args) == "UPDATE 0":
                 raise TaskNotFound()
 
@@ -177,7 +190,7 @@ class AsyncpgTaskStore:
         now = self._now_us()
         pool = await self._ready()
         count = 0
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
             for row in await conn.fetch(sql + " FOR UPDATE", *args):
                 response = codec.thread_from(row).response
                 if response is None:
@@ -199,7 +212,7 @@ class AsyncpgTaskStore:
     async def running_runs(self) -> list[str]:
         sql = "SELECT DISTINCT id_run FROM threads WHERE status = $1 AND id_run IS NOT NULL"
         pool = await self._ready()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self._timeout_s) as conn:
             return [row[0] for row in await conn.fetch(sql, RUNNING)]
 
     async def _ready(self) -> asyncpg.Pool:
@@ -208,7 +221,11 @@ class AsyncpgTaskStore:
                 if self._pool is None:
                     min_size, max_size = self._sizes
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+                        self._dsn,
+                        min_size=min_size,
+                        max_size=max_size,
+                        reset=_keep_session,
+                        statement_cache_size=self._cache_size,
                     )
         return self._pool
 

@@ -86,7 +86,7 @@ async def run(db: str, n: int) -> dict[str, dict[str, Any]]:
         if db == "postgres":
             await asyncio.to_thread(reset_pg_database)
             await asyncio.to_thread(upgrade, PG_URL)
-            native = AsyncpgTaskStore(asyncpg_dsn(PG_URL))
+            native = AsyncpgTaskStore(asyncpg_dsn(PG_URL)[0])
             out["AsyncpgTaskStore (shipped)"] = await measure(native, "n", n)
             await native.close()
             database = create_database(PG_URL)

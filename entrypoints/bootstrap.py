@@ -128,7 +128,7 @@ def build_llm(settings: Settings, blobs: BlobStore, http: httpx.AsyncClient) -> 
     return GeminiLLM(config, blobs=blobs, http_client=http)
 
 
-def build_store(url: str, database: Database, pool_size: int = 20) -> tuple[TaskStore, Hook]:
+def build_store(url: str, database: Database, pool: PoolSettings | None = None) -> tuple[TaskStore, Hook]:
     """SQLite through the standard library's sqlite3 (one thread hop per call), PostgreSQL through asyncpg;
     any other SQLAlchemy async driver through SQLAlchemy."""
     parsed = make_url(url)
@@ -136,14 +136,30 @@ def build_store(url: str, database: Database, pool_size: int = 20) -> tuple[Task
         connections = SqliteConnections(parsed.database)
         return SqliteTaskStore(connections), connections.close
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
-        store = AsyncpgTaskStore(asyncpg_dsn(url), max_size=pool_size)
+        pool = pool or PoolSettings()
+        dsn, cache_size = asyncpg_dsn(url)
+        store = AsyncpgTaskStore(
+            dsn, max_size=pool.size + pool.max_overflow, timeout_s=pool.timeout_s, statement_cache_size=cache_size
+        )
         return store, store.close
     return SqlAlchemyTaskStore(database), _nothing
 
 
-def asyncpg_dsn(url: str) -> str:
-    """`postgresql+asyncpg://...` (SQLAlchemy's form, as in DATABASE_URL) as the DSN asyncpg takes."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def asyncpg_dsn(url: str) -> tuple[str, int]:
+    """DATABASE_URL (SQLAlchemy's `postgresql+asyncpg://...`) as asyncpg's DSN and statement cache size.
+
+    The query options SQLAlchemy's asyncpg dialect reads are translated, since asyncpg would send any it does
+    not know to the server as settings: `prepared_statement_cache_size` (0 behind PgBouncer in transaction
+    mode) and `ssl` (a libpq sslmode, or true for `require`).
+    """
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    cache_size = int(str(query.pop("prepared_statement_cache_size", 100)))
+    ssl = query.pop("ssl", None)
+    if ssl is not None and "sslmode" not in query:
+        query["sslmode"] = "require" if str(ssl).lower() in ("true", "1") else ssl
+    dsn = parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    return dsn, cache_size
 
 
 async def _nothing() -> None:
@@ -153,16 +169,14 @@ async def _nothing() -> None:
 def build(settings: Settings) -> Services:
     """Every adapter from Settings: SQL store, blobs, run registry (in-process or Redis), the chosen LLM."""
     url = settings.resolved_database_url()
-    database = create_database(
-        url,
-        PoolSettings(
-            size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-            timeout_s=settings.database_pool_timeout_s,
-            pre_ping=settings.database_pool_pre_ping,
-        ),
+    pool = PoolSettings(
+        size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        timeout_s=settings.database_pool_timeout_s,
+        pre_ping=settings.database_pool_pre_ping,
     )
-    store, close_store = build_store(url, database, settings.database_pool_size + settings.database_max_overflow)
+    database = create_database(url, pool)
+    store, close_store = build_store(url, database, pool)
     blobs = build_blobs(settings, database)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.ai_google_gemini_timeout_s, connect=10.0),

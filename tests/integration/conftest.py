@@ -65,7 +65,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "postgres":
         postgres = request.getfixturevalue("postgres_url")
         await (await clean_postgres(postgres)).dispose()
-        pg_store = AsyncpgTaskStore(asyncpg_dsn(postgres))
+        pg_store = AsyncpgTaskStore(asyncpg_dsn(postgres)[0])
         yield pg_store
         await pg_store.close()
         return
