@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from adapters import event_codec
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
@@ -28,10 +30,28 @@ class _Run:
     first_seq: int = 1
     closed: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # once closed, the frames packed in one buffer with their end offsets: ~40 B less per event kept
+    packed: bytes = b""
+    ends: array[int] = field(default_factory=lambda: array("Q"))
+
+    def count(self) -> int:
+        return len(self.ends) if self.packed else len(self.frames)
 
     def since(self, after: int) -> list[tuple[int, bytes]]:
         start = max(after - self.first_seq + 1, 0)
-        return [(seq, frame) for seq, frame in enumerate(self.frames[start:], self.first_seq + start)]
+        if not self.packed:
+            return [(seq, frame) for seq, frame in enumerate(self.frames[start:], self.first_seq + start)]
+        ends, begin = self.ends, self.ends[start - 1] if start else 0
+        found = []
+        for i in range(start, len(ends)):
+            found.append((self.first_seq + i, self.packed[begin : ends[i]]))
+            begin = ends[i]
+        return found
+
+    def pack(self) -> None:
+        if self.frames:
+            self.ends = array("Q", accumulate(map(len, self.frames)))
+            self.packed, self.frames = b"".join(self.frames), []
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
@@ -72,6 +92,7 @@ class InMemoryRunRegistry:
         run = self._runs.get(id_run)
         if run is not None:
             run.closed = True
+            run.pack()
             run.wake()
             self._ended[id_run] = time.monotonic()
         self._prune()
@@ -85,7 +106,7 @@ class InMemoryRunRegistry:
         run = self._runs.get(id_run)
         if run is None or (run.key is not key and run.key != key):
             raise UnknownEventId()
-        if after - run.first_seq + 1 < len(run.frames):
+        if after - run.first_seq + 1 < run.count():
             return run.since(after), run.closed
         if run.closed:
             return [], True

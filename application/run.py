@@ -110,12 +110,14 @@ class Runner:
 
     async def _pump(self, run: LiveRun) -> Terminal:
         stream = self._llm.stream(history=run.history, request=run.request)
+        registry = self._registry
         terminal: Terminal = Finished()
         try:
             async for event in stream:
                 if type(event) is TextChunk:  # nearly every event: the short way
                     run.builder.add_text(event.content)
-                    await self.publish(run, event)
+                    run.seq += 1
+                    await registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
                     self._maybe_persist(run)
                 elif isinstance(event, UsageReport):
                     run.builder.usage = event.usage

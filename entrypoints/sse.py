@@ -57,18 +57,29 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
+        # the frames are written by this very task; a watcher of `receive()` cancels it if the client goes
+        current = asyncio.current_task()
+        assert current is not None
+        state = {"done": False, "gone": False}
+
+        def client_gone(watcher: asyncio.Task[None]) -> None:
+            if state["done"] or watcher.cancelled():
+                return
+            watcher.exception()  # retrieved: a failing receive() means the client is gone as well
+            state["gone"] = True
+            current.cancel()
+
         watcher = asyncio.create_task(_until_disconnect(receive))
+        watcher.add_done_callback(client_gone)
         try:
-            await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(scope.get(BODY_SEND, send))
+        except asyncio.CancelledError:
+            if not state["gone"] or current.uncancel() > 0:
+                raise
         finally:
-            completed = pump.done()
-            for task in (pump, watcher):
-                task.cancel()
-            await asyncio.gather(pump, watcher, return_exceptions=True)
-        if completed:
-            pump.result()
-        elif self._on_disconnect is not None:
+            state["done"] = True
+            watcher.cancel()
+        if state["gone"] and self._on_disconnect is not None:
             await self._on_disconnect()
 
     async def _pump(self, send: Send) -> None:

@@ -123,6 +123,8 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
         True,
     )
     assert await read(pair.b, key=KEY, id_run="r1", after=6, timeout=1) == ([], True)
+    everything = [(seq, TextChunk(f"w{seq}")) for seq in range(1, 6)] + [(6, Finished())]
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=1) == (everything, True)
 
 
 async def test_encoded_reads_carry_the_contract_json_of_each_event(pair: Pair) -> None:
