@@ -19,6 +19,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], T]
 _Outcome = tuple[BaseException | None, Any]
+
+
+class StoreClosed(RuntimeError):
+    """A call after `close()`."""
+
+
 _Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sqlite3.Connection], Any]]
 
 
@@ -46,18 +52,20 @@ class _Threads:
             thread.join()
 
     def _serve(self) -> None:
-        conn = self._connect()
+        conn: sqlite3.Connection | None = None
         try:
             while (job := self._jobs.get()) is not None:
                 loop, future, fn = job
                 try:
+                    conn = conn or self._connect()  # a failed connect fails this job; the next one retries
                     result = fn(conn)
                 except BaseException as error:  # handed to the awaiting coroutine
                     _deliver(loop, future, error, None)
                 else:
                     _deliver(loop, future, None, result)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
 
 def _deliver(
@@ -86,29 +94,34 @@ class SqliteConnections:
         self._readers: _Threads | None = None
         self._writer: _Threads | None = None
         self._reader_count = readers
-        self._queue: list[tuple[Op[Any], bool, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Op[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def read(self, op: Op[T]) -> T:
         """Run `op` on a reader connection inside one read transaction."""
+        if self._closed:
+            raise StoreClosed()
         if self._readers is None:
             self._readers = _Threads(self._reader_count, "sqlite-read", self._connect)
         return await self._readers.submit(lambda conn: _read(conn, op))
 
-    async def write(self, op: Op[T], *, isolated: bool = False) -> T:
-        """Run `op` in the next write transaction, with whatever other writes are waiting.
+    async def write(self, op: Op[T]) -> T:
+        """Run `op` in the next write transaction, with whatever other writes are waiting (one commit).
 
-        SQLite undoes just the failing statement of a constraint violation and keeps the transaction, so an
-        `isolated` op (one that may hit a constraint) fails alone, as does an op's own exception raised after
-        a statement that changed nothing. Any other database error fails the whole batch.
+        Each op runs inside its own savepoint: one that raises leaves nothing behind and fails alone. Only a
+        failure of the transaction itself (BEGIN, COMMIT, an error that ends it) fails the whole batch.
         """
+        if self._closed:
+            raise StoreClosed()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, isolated, future))
+        self._queue.append((op, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._drain())
         return await future
 
     async def close(self) -> None:
+        self._closed = True
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         threads = [t for t in (self._readers, self._writer) if t is not None]
@@ -123,12 +136,12 @@ class SqliteConnections:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                ops = [(op, isolated) for op, isolated, _ in batch]
+                ops = [op for op, _ in batch]
                 try:
                     outcomes = await self._writer.submit(lambda conn, ops=ops: _commit(conn, ops))  # type: ignore[misc]
                 except Exception as error:
-                    outcomes = [(error, None)] * len(batch)
-                for (_, _, future), (failure, result) in zip(batch, outcomes, strict=True):
+                    outcomes = [(_batch_failed(error), None) for _ in batch]
+                for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
                     if failure is not None:
@@ -140,32 +153,48 @@ class SqliteConnections:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
 
-def _commit(conn: sqlite3.Connection, ops: list[tuple[Op[Any], bool]]) -> list[_Outcome]:
+def _commit(conn: sqlite3.Connection, ops: list[Op[Any]]) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for op, isolated in ops:
+        for op in ops:
+            conn.execute("SAVEPOINT op")
             try:
-                outcomes.append((None, op(conn)))
-            except sqlite3.Error as error:
-                if not isolated or not isinstance(error, sqlite3.IntegrityError):
-                    raise
-                outcomes.append((error, None))
+                result = op(conn)
             except Exception as error:
+                if not conn.in_transaction:  # the error ended the transaction: nothing of the batch is kept
+                    raise
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
                 outcomes.append((error, None))
+            else:
+                conn.execute("RELEASE op")
+                outcomes.append((None, result))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _batch_failed(error: Exception) -> Exception:
+    """Each op of a failed batch gets its own error (not one object raised in many coroutines), never one
+    of its own kind: an `IntegrityError` of another op must not read as this op's constraint violation."""
+    failure = sqlite3.OperationalError(f"the write transaction failed: {error}")
+    failure.__cause__ = error
+    return failure
 
 
 def _read(conn: sqlite3.Connection, op: Op[T]) -> T:

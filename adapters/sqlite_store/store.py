@@ -52,7 +52,7 @@ class SqliteTaskStore:
                 conn.executemany(INSERT_THREAD, rows)
 
         try:
-            await self._db.write(op, isolated=True)
+            await self._db.write(op)
         except sqlite3.IntegrityError:
             raise TaskExists() from None
 

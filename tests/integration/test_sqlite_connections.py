@@ -1,0 +1,79 @@
+"""SqliteConnections: group-committed writes where each op stands alone, and no call left hanging."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.sqlite_store.connections import SqliteConnections, StoreClosed
+
+
+def make_table(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+
+
+def insert(key: str, *then: str) -> Callable[[sqlite3.Connection], None]:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (?, 1)", (key,))
+        for sql in then:
+            conn.execute(sql)
+
+    return op
+
+
+async def rows(db: SqliteConnections) -> list[str]:
+    return await db.read(lambda conn: [k for (k,) in conn.execute("SELECT k FROM t ORDER BY k")])
+
+
+async def test_an_op_that_fails_after_writing_leaves_nothing_and_fails_alone(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+
+    def writes_then_raises(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES ('half', 1)")
+        raise KeyError("a bug half way")
+
+    results = await asyncio.gather(
+        db.write(insert("a")),
+        db.write(writes_then_raises),
+        db.write(insert("b", "INSERT INTO t VALUES ('a', 2)")),
+        db.write(insert("c")),
+        return_exceptions=True,
+    )
+
+    assert [type(r).__name__ for r in results] == ["NoneType", "KeyError", "IntegrityError", "NoneType"]
+    assert await rows(db) == ["a", "c"]
+    await db.close()
+
+
+async def test_a_database_that_cannot_be_opened_fails_calls_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "later" / "db"
+    db = SqliteConnections(path)
+
+    with pytest.raises(sqlite3.OperationalError):
+        await asyncio.wait_for(db.read(lambda conn: 1), 5)
+    with pytest.raises(sqlite3.OperationalError):
+        await asyncio.wait_for(db.write(lambda conn: 1), 5)
+
+    path.parent.mkdir()
+    make_table(path)
+    await asyncio.wait_for(db.write(insert("x")), 5)
+    assert await asyncio.wait_for(rows(db), 5) == ["x"]
+    await db.close()
+
+
+async def test_calls_after_close_are_refused(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+    await db.write(insert("x"))
+    await db.close()
+
+    with pytest.raises(StoreClosed):
+        await db.read(lambda conn: 1)
+    with pytest.raises(StoreClosed):
+        await db.write(lambda conn: 1)
