@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -48,25 +48,25 @@ class AsyncpgTaskStore:
 
     def __init__(
         self,
-        dsn: str,
+        connect_args: Mapping[str, Any],
         *,
         min_size: int = 2,
         max_size: int = 20,
         timeout_s: float = 30.0,
-        statement_cache_size: int = 100,
         now_us: Callable[[], int] = _now_us,
     ) -> None:
-        """`timeout_s` bounds the wait for a free connection of the pool; a `statement_cache_size` of 0 suits
-        PgBouncer in transaction mode."""
-        self._dsn = dsn
+        """`connect_args` are those of `asyncpg.connect` (a `dsn`, or host, user, ...; a `statement_cache_size`
+        of 0 suits PgBouncer in transaction mode); `timeout_s` bounds the wait for a free connection."""
+        self._connect_args = dict(connect_args)
         self._sizes = (min(min_size, max_size), max_size)
         self._timeout_s = timeout_s
-        self._cache_size = statement_cache_size
         self._now_us = now_us
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -138,6 +138,8 @@ class AsyncpgTaskStore:
     async def delete_task(self, *, key: TaskKey) -> Task | None:
         pool = await self._ready()
         async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+            # the task's row lock first: an append (which takes it too) cannot slip in between read and delete
+            await conn.execute(f"{GET_TASK} FOR UPDATE", *key_args(key))
             task = await _load(conn, key, include_content=True)
             if task is not None:
                 await conn.execute("DELETE FROM threads WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
@@ -147,8 +149,9 @@ class AsyncpgTaskStore:
     async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
         now = self._now_us()
         pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
-            # the task's row lock orders concurrent appends; each then sees the seq the one before took
+        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction(isolation="read_committed"):
+            # the task's row lock orders concurrent appends; each statement after it sees the seq the one
+            # before took (read committed: a fresh snapshot per statement)
             if await conn.execute(TOUCH_TASK, *key_args(key), now) == "UPDATE 0":
                 raise TaskNotFound()
             seq = await conn.fetchval(NEXT_SEQ, *key_args(key))
@@ -191,7 +194,7 @@ class AsyncpgTaskStore:
         pool = await self._ready()
         count = 0
         async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
-            for row in await conn.fetch(sql + " FOR UPDATE", *args):
+            for row in await conn.fetch(sql + " ORDER BY id_team_agent, id_task, seq FOR UPDATE", *args):
                 response = codec.thread_from(row).response
                 if response is None:
                     continue
@@ -216,16 +219,14 @@ class AsyncpgTaskStore:
             return [row[0] for row in await conn.fetch(sql, RUNNING)]
 
     async def _ready(self) -> asyncpg.Pool:
+        if self._closed:
+            raise RuntimeError("the task store is closed")
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:
                     min_size, max_size = self._sizes
                     self._pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=min_size,
-                        max_size=max_size,
-                        reset=_keep_session,
-                        statement_cache_size=self._cache_size,
+                        min_size=min_size, max_size=max_size, reset=_keep_session, **self._connect_args
                     )
         return self._pool
 

@@ -31,7 +31,7 @@ from bench.servers import PG_URL, drop_pg_database, reset_pg_database
 from bench.stats import pct
 from domain.model import Driver, MessageRequest, Task, TaskKey, Thread
 from domain.ports import TaskStore
-from entrypoints.bootstrap import asyncpg_dsn
+from entrypoints.bootstrap import asyncpg_connect_args
 
 N = 500
 
@@ -86,7 +86,7 @@ async def run(db: str, n: int) -> dict[str, dict[str, Any]]:
         if db == "postgres":
             await asyncio.to_thread(reset_pg_database)
             await asyncio.to_thread(upgrade, PG_URL)
-            native = AsyncpgTaskStore(asyncpg_dsn(PG_URL)[0])
+            native = AsyncpgTaskStore(asyncpg_connect_args(PG_URL))
             out["AsyncpgTaskStore (shipped)"] = await measure(native, "n", n)
             await native.close()
             database = create_database(PG_URL)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from entrypoints.auth import ApiKeys, AuthMiddleware
 from entrypoints.bootstrap import Services
@@ -24,9 +24,16 @@ API_PREFIX = "/api/v1"
 
 
 class AgentApp(FastAPI):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[BODY_SEND] = send  # event streams write their frames here, past the middlewares
-        await super().__call__(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+
+        async def outermost(scope: Scope, receive: Receive, send: Send) -> None:
+            # event streams write their frames to this send, past the middlewares (FastAPI's own send wrappers,
+            # such as its telemetry's, sit outside it and still see every frame)
+            scope[BODY_SEND] = send
+            await stack(scope, receive, send)
+
+        return outermost
 
 
 def create_app(services: Services, settings: Settings | None = None) -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -137,29 +138,22 @@ def build_store(url: str, database: Database, pool: PoolSettings | None = None) 
         return SqliteTaskStore(connections), connections.close
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
         pool = pool or PoolSettings()
-        dsn, cache_size = asyncpg_dsn(url)
         store = AsyncpgTaskStore(
-            dsn, max_size=pool.size + pool.max_overflow, timeout_s=pool.timeout_s, statement_cache_size=cache_size
+            asyncpg_connect_args(url), max_size=pool.size + pool.max_overflow, timeout_s=pool.timeout_s
         )
         return store, store.close
     return SqlAlchemyTaskStore(database), _nothing
 
 
-def asyncpg_dsn(url: str) -> tuple[str, int]:
-    """DATABASE_URL (SQLAlchemy's `postgresql+asyncpg://...`) as asyncpg's DSN and statement cache size.
-
-    The query options SQLAlchemy's asyncpg dialect reads are translated, since asyncpg would send any it does
-    not know to the server as settings: `prepared_statement_cache_size` (0 behind PgBouncer in transaction
-    mode) and `ssl` (a libpq sslmode, or true for `require`).
-    """
+def asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """DATABASE_URL as the keyword arguments of `asyncpg.connect`, read as SQLAlchemy's asyncpg dialect reads
+    it (hosts, ports, `ssl`, ...), so both of the service's connections to PostgreSQL honour the same URL.
+    SQLAlchemy's `prepared_statement_cache_size` (0 behind PgBouncer in transaction mode) is asyncpg's
+    `statement_cache_size`."""
     parsed = make_url(url)
-    query = dict(parsed.query)
-    cache_size = int(str(query.pop("prepared_statement_cache_size", 100)))
-    ssl = query.pop("ssl", None)
-    if ssl is not None and "sslmode" not in query:
-        query["sslmode"] = "require" if str(ssl).lower() in ("true", "1") else ssl
-    dsn = parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
-    return dsn, cache_size
+    _, kwargs = parsed.get_dialect()().create_connect_args(parsed)
+    kwargs["statement_cache_size"] = int(kwargs.pop("prepared_statement_cache_size", 100))
+    return dict(kwargs)
 
 
 async def _nothing() -> None:

@@ -10,7 +10,7 @@ from adapters.postgres_store import AsyncpgTaskStore
 from adapters.sqlalchemy_store import Database, SqlAlchemyTaskStore, create_database
 from adapters.sqlalchemy_store.migrate import downgrade, upgrade, upgrade_async
 from adapters.sqlite_store import SqliteConnections, SqliteTaskStore
-from entrypoints.bootstrap import asyncpg_dsn
+from entrypoints.bootstrap import asyncpg_connect_args
 from tests.conftest import POSTGRES_URL, need
 from tests.fakes import FakeTaskStore
 
@@ -65,7 +65,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "postgres":
         postgres = request.getfixturevalue("postgres_url")
         await (await clean_postgres(postgres)).dispose()
-        pg_store = AsyncpgTaskStore(asyncpg_dsn(postgres)[0])
+        pg_store = AsyncpgTaskStore(asyncpg_connect_args(postgres))
         yield pg_store
         await pg_store.close()
         return
