@@ -7,7 +7,8 @@ server's own loop that sleeps 1 ms in a loop and records by how much each sleep 
 At exit (SIGTERM/SIGINT) it writes every overshoot above 0.25 ms with its CLOCK_MONOTONIC time, and the
 sample count, as JSON to $BENCH_LAG_FILE, so the caller can cut out the window of its scenario.
 
-The service code is not changed: only the process it runs in is.
+The service code is not changed: only the process it runs in is. BENCH_UVICORN_LOOP / BENCH_UVICORN_HTTP
+(e.g. `asyncio`, `h11`) replace uvicorn's `auto` choices, to measure what uvloop and httptools gain.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def main() -> None:
     else:
         server = uvicorn.Server(uvicorn_config("bench.floor:app", factory=False))
     config = server.config
+    config.loop = os.environ.get("BENCH_UVICORN_LOOP") or config.loop  # type: ignore[assignment]
+    config.http = os.environ.get("BENCH_UVICORN_HTTP") or config.http  # type: ignore[assignment]
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default handler that
     # would kill the process before the lag file is written, so the re-raised signal lands here instead.
     for sig in (signal.SIGTERM, signal.SIGINT):

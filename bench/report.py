@@ -143,6 +143,57 @@ def _real_table(
     return lines
 
 
+def _pieces(path: Path) -> list[str]:
+    """What uvloop, httptools and orjson gain (`python -m bench.pieces`), if it was run that day."""
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = [
+        "",
+        "## What the fast pieces gain",
+        "",
+        "The real service on SQLite, once per stack (`python -m bench.pieces`, one run each, raw results in"
+        f" `bench/results/{path.name}`): uvicorn's `auto` choice, then the stock asyncio loop, then the h11 parser.",
+        "",
+        "| stack | 1. events/s | 1. CPU/event (µs) | 2. CPU/event (µs) | 2. p99 lateness (ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in data["stacks"].items():
+        lines.append(
+            f"| {name} | {_fmt(row['s1_events_per_s'], 0)} | {_fmt(row['s1_cpu_us_per_event'])} |"
+            f" {_fmt(row['s2_cpu_us_per_event'])} | {_fmt(row['s2_lateness_p99_ms'])} |"
+        )
+    coders = "; ".join(f"{name} {row['us_per_event']} µs" for name, row in data["encoders"].items())
+    lines += ["", f"Encoding one event's contract JSON (mean over text, `started` and `finished` events): {coders}."]
+    return lines
+
+
+def _repeats(path: Path) -> list[str]:
+    """Scenario 2 run again and again (`python -m bench.repeat_s2`), if it was run that day."""
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rounds, summary = data["rounds"], data["summary"]
+    sides = list(summary)
+    lines = [
+        "",
+        f"The p99 lateness of one run moves by tens of milliseconds between runs on this machine (the floor's too),"
+        f" so scenario 2 was also run {len(rounds)} more times, the floor and each database in turn"
+        f" (`python -m bench.repeat_s2`, raw rounds in `bench/results/{path.name}`):",
+        "",
+        "| round | " + " | ".join(f"{side} p99 lateness (ms)" for side in sides) + " |",
+        "|---|" + "---:|" * len(sides),
+    ]
+    for i, row in enumerate(rounds, 1):
+        lines.append(f"| {i} | " + " | ".join(_fmt(row[side]["lateness_p99_ms"]) for side in sides) + " |")
+    lines.append("| median | " + " | ".join(_fmt(summary[side]["median_lateness_p99_ms"]) for side in sides) + " |")
+    met = "; ".join(
+        f"{side}: {summary[side]['rounds_meeting_the_bar']} of {len(rounds)}" for side in sides if side != "floor"
+    )
+    lines += ["", f"Rounds meeting the bar (p99 ≤ 2x that round's floor and < 100 ms): {met}."]
+    return lines
+
+
 def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> str:
     dbs = list(docs)
     first = docs[dbs[0]]
@@ -257,6 +308,7 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
                 for db in dbs
             )
             + ".",
+            *_repeats(md_path.parent.parent / "bench" / "results" / f"{first['date']}-s2-repeats.json"),
         ]
     if "s3" in r0:
         lines += [
@@ -404,6 +456,7 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
             if "profile_file" in docs[db]["real"]["s6"]:
                 lines.append("")
                 lines.append(f"Raw collapsed stacks: `{docs[db]['real']['s6']['profile_file']}`.")
+    lines += _pieces(md_path.parent.parent / "bench" / "results" / f"{first['date']}-pieces.json")
     if FINDINGS.exists():
         lines += ["", FINDINGS.read_text().strip()]
     lines += [
@@ -425,7 +478,9 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
         "`postgres`, no password); the runner creates and drops a database named `bench` (it is skipped if no",
         "server answers). Raw results:",
         "`bench/results/<date>-<db>.json`; `python -m bench.report <json files>` renders this page again;",
-        "`python -m bench.micro_store` times the store calls of one message (item 6 of the findings).",
+        "`python -m bench.micro_store` times the store calls of one message on every store adapter;",
+        "`python -m bench.repeat_s2 [N]` runs scenario 2 N more times (floor, SQLite, PostgreSQL in turn);",
+        "`python -m bench.pieces` measures what uvloop, httptools and orjson gain.",
         "",
     ]
     md_path.write_text("\n".join(lines))
