@@ -1,9 +1,13 @@
-"""SqlAlchemyTaskStore: tasks and threads in two tables, on SQLite or PostgreSQL."""
+"""SqlAlchemyTaskStore: tasks and threads in two tables, on any SQLAlchemy async driver.
+
+The service runs the native stores on SQLite and asyncpg; this one serves other drivers (e.g. psycopg), and
+the contract suite runs it on SQLite and PostgreSQL too.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -11,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters import store_codec as codec
-from adapters.sqlalchemy_store.batch import BatchingWriter, DirectWriter, Writer
 from adapters.sqlalchemy_store.engine import Database
 from adapters.sqlalchemy_store.tables import tasks, threads
 from domain.errors import TaskExists, TaskNotFound
@@ -37,7 +40,10 @@ class SqlAlchemyTaskStore:
     def __init__(self, db: Database, *, now_us: Callable[[], int] = _now_us) -> None:
         self._db = db
         self._now_us = now_us
-        self._write: Writer = BatchingWriter(db.writer) if db.is_sqlite else DirectWriter(db.writer)
+
+    async def _write(self, op: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+        async with self._db.writer.begin() as conn:
+            await op(conn)
 
     async def add_task(self, *, task: Task) -> None:
         async def op(conn: AsyncConnection) -> None:
@@ -58,7 +64,7 @@ class SqlAlchemyTaskStore:
                 await conn.execute(insert(threads), rows)
 
         try:
-            await self._write.run(op, isolated=True)
+            await self._write(op)
         except IntegrityError:
             raise TaskExists() from None
 
@@ -125,7 +131,7 @@ class SqlAlchemyTaskStore:
             last = await conn.scalar(select(func.max(threads.c.seq)).where(_thread_fk(key)))
             await conn.execute(insert(threads).values(**_thread_row(key, (last or 0) + 1, thread, now)))
 
-        await self._write.run(op)
+        await self._write(op)
 
     async def save_response(
         self,
@@ -155,7 +161,7 @@ class SqlAlchemyTaskStore:
                 raise TaskNotFound()
             await conn.execute(update(tasks).where(_task_pk(key)).values(updated_us=now))
 
-        await self._write.run(op)
+        await self._write(op)
 
     async def interrupt_running(self, *, reason: str, id_runs: Sequence[str] | None = None) -> int:
         query = select(threads).where(threads.c.status == ThreadStatus.RUNNING.value)
