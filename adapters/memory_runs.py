@@ -38,7 +38,7 @@ class _Run:
         return len(self.ends) if self.packed else len(self.frames)
 
     def since(self, after: int) -> list[tuple[int, bytes]]:
-        start = max(after - self.first_seq + 1, 0)
+        start = min(max(after - self.first_seq + 1, 0), self.count())
         if not self.packed:
             return [(seq, frame) for seq, frame in enumerate(self.frames[start:], self.first_seq + start)]
         ends, begin = self.ends, self.ends[start - 1] if start else 0
@@ -81,6 +81,8 @@ class InMemoryRunRegistry:
 
     async def publish(self, *, key: TaskKey, id_run: str, seq: int, event: MessageChunk) -> None:
         run = self._runs[id_run]
+        if run.closed:  # too late: its readers were told it ended
+            return
         if not run.frames:
             run.first_seq = seq
         run.frames.append(event_codec.dumps(event))

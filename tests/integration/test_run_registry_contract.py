@@ -127,6 +127,33 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
     assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=1) == (everything, True)
 
 
+async def test_a_reader_waiting_past_the_end_sees_the_run_end(pair: Pair) -> None:
+    await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
+    await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("w1"))
+
+    waiting = asyncio.create_task(read(pair.b, key=KEY, id_run="r1", after=999, timeout=5))
+    await asyncio.sleep(0.05)
+    await pair.a.publish(key=KEY, id_run="r1", seq=2, event=Finished())
+    await pair.a.close(key=KEY, id_run="r1")
+
+    assert await waiting == ([], True)
+
+
+async def test_an_event_published_after_close_is_dropped(pair: Pair) -> None:
+    await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
+    for seq in (1, 2):
+        await pair.a.publish(key=KEY, id_run="r1", seq=seq, event=TextChunk(f"w{seq}"))
+    await pair.a.publish(key=KEY, id_run="r1", seq=3, event=Finished())
+    await pair.a.close(key=KEY, id_run="r1")
+
+    await pair.a.publish(key=KEY, id_run="r1", seq=4, event=TextChunk("late"))
+
+    assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=0) == (
+        [(1, TextChunk("w1")), (2, TextChunk("w2")), (3, Finished())],
+        True,
+    )
+
+
 async def test_encoded_reads_carry_the_contract_json_of_each_event(pair: Pair) -> None:
     await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
     events = [TextChunk("héllo\n"), Finished()]
