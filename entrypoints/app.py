@@ -33,6 +33,7 @@ class AgentApp(FastAPI):
             scope[BODY_SEND] = send
             await stack(scope, receive, send)
 
+        outermost.app = stack  # type: ignore[attr-defined]  # what walks the stack (FastAPI's telemetry) looks here
         return outermost
 
 
