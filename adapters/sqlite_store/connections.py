@@ -142,12 +142,7 @@ class SqliteConnections:
                 except Exception as error:
                     outcomes = [(_batch_failed(error), None) for _ in batch]
                 for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if failure is not None:
-                        future.set_exception(failure)
-                    else:
-                        future.set_result(result)
+                    _settle(future, failure, result)
         finally:
             self._flusher = None
 
