@@ -2,19 +2,25 @@
 
 Writes go to one writer thread and connection; concurrent writes share one transaction and one commit
 (group commit: SQLite has a single writer anyway). Reads run on a few reader threads, each with its own
-connection, inside a read transaction (one snapshot per call, in WAL mode).
+connection, inside a read transaction (one snapshot per call, in WAL mode). Checkpoints (copying the WAL
+back into the database, the only step that syncs to disk with synchronous=NORMAL) run on a thread of
+their own, at most once per `checkpoint_every_s`, so no write waits for the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], T]
@@ -86,9 +92,20 @@ def _settle(future: asyncio.Future[Any], error: BaseException | None, result: An
 
 class SqliteConnections:
     def __init__(
-        self, path: str | Path, *, readers: int = 1, busy_timeout_ms: int = 30000, max_batch: int = 256
+        self,
+        path: str | Path,
+        *,
+        readers: int = 2,
+        busy_timeout_ms: int = 30000,
+        max_batch: int = 256,
+        checkpoint_every_s: float = 1.0,
     ) -> None:
         self._path = str(path)
+        self._checkpoint_every_s = checkpoint_every_s
+        self._checkpointer: _Threads | None = None
+        self._checkpointing = False
+        self._last_checkpoint = 0.0
+        self.checkpoints = 0
         self._busy_timeout_ms = busy_timeout_ms
         self._max_batch = max_batch
         self._readers: _Threads | None = None
@@ -124,14 +141,14 @@ class SqliteConnections:
         self._closed = True
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        threads = [t for t in (self._readers, self._writer) if t is not None]
-        self._readers = self._writer = None
+        threads = [t for t in (self._readers, self._writer, self._checkpointer) if t is not None]
+        self._readers = self._writer = self._checkpointer = None
         for group in threads:
             await asyncio.to_thread(group.stop)
 
     async def _drain(self) -> None:
         if self._writer is None:
-            self._writer = _Threads(1, "sqlite-write", self._connect)
+            self._writer = _Threads(1, "sqlite-write", lambda: self._connect(autocheckpoint=False))
         try:
             while self._queue:
                 batch = self._queue[: self._max_batch]
@@ -143,16 +160,37 @@ class SqliteConnections:
                     outcomes = [(_batch_failed(error), None) for _ in batch]
                 for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
                     _settle(future, failure, result)
+                self._maybe_checkpoint()
         finally:
             self._flusher = None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _maybe_checkpoint(self) -> None:
+        now = time.monotonic()
+        if self._checkpointing or self._closed or now - self._last_checkpoint < self._checkpoint_every_s:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = _Threads(1, "sqlite-checkpoint", self._connect)
+        self._checkpointing, self._last_checkpoint = True, now
+        self._checkpointer.submit(_checkpoint).add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = False
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.warning("SQLite checkpoint failed (the next one retries)", exc_info=done.exception())
+        else:
+            self.checkpoints += 1
+
+    def _connect(self, *, autocheckpoint: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            if not autocheckpoint:  # the writer: checkpoints are the checkpoint thread's
+                conn.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException:
             conn.close()
             raise
@@ -182,6 +220,11 @@ def _commit(conn: sqlite3.Connection, ops: list[Op[Any]]) -> list[_Outcome]:
             conn.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """PASSIVE: copies what no reader still needs, and never waits for (or blocks) the writer or readers."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _batch_failed(error: Exception) -> Exception:

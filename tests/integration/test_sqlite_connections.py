@@ -77,3 +77,20 @@ async def test_calls_after_close_are_refused(tmp_path: Path) -> None:
         await db.read(lambda conn: 1)
     with pytest.raises(StoreClosed):
         await db.write(lambda conn: 1)
+
+
+async def test_checkpoints_run_on_their_own_thread_not_in_the_writes(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db", checkpoint_every_s=0.05)
+
+    def autocheckpoint(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    for i in range(5):
+        assert await db.write(autocheckpoint) == 0  # the writer never checkpoints by itself
+        await db.write(insert(f"k{i}"))
+        await asyncio.sleep(0.06)
+
+    assert db.checkpoints >= 3
+    assert await rows(db) == [f"k{i}" for i in range(5)]
+    await db.close()
