@@ -8,8 +8,8 @@ once per connection; a write that touches two tables is one statement where it c
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -39,10 +39,6 @@ NEXT_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM threads WHERE id_team_agent = 
 RUNNING = ThreadStatus.RUNNING.value
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class AsyncpgTaskStore:
     """The durable TaskStore on PostgreSQL: one asyncpg pool, opened on first use."""
 
@@ -53,7 +49,7 @@ class AsyncpgTaskStore:
         min_size: int = 2,
         max_size: int = 20,
         timeout_s: float = 30.0,
-        now_us: Callable[[], int] = _now_us,
+        now_us: Callable[[], int] = codec.now_us,
     ) -> None:
         """`connect_args` are those of `asyncpg.connect` (a `dsn`, or host, user, ...; a `statement_cache_size`
         of 0 suits PgBouncer in transaction mode); `timeout_s` bounds the wait for a free connection."""
@@ -72,12 +68,10 @@ class AsyncpgTaskStore:
             self._pool = None
 
     async def add_task(self, *, task: Task) -> None:
-        created, updated = codec.to_us(task.created_at), codec.to_us(task.updated_at)
-        row = (task.id_team_agent, task.id_task, task.id_team, task.title, task.driver.value, created, updated)
-        rows = [codec.thread_values(task.key, seq, t, updated) for seq, t in enumerate(task.threads, 1)]
-        pool = await self._ready()
+        row = codec.task_values(task)
+        rows = [codec.thread_values(task.key, seq, t, row[-1]) for seq, t in enumerate(task.threads, 1)]
         try:
-            async with pool.acquire(timeout=self._timeout_s) as conn:
+            async with self._connection() as conn:
                 if len(rows) == 1:
                     await conn.execute(INSERT_TASK_AND_THREAD, *row, *rows[0])
                     return
@@ -89,8 +83,7 @@ class AsyncpgTaskStore:
             raise TaskExists() from None
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn:
+        async with self._connection() as conn:
             return await _load(conn, key, include_content)
 
     async def list_tasks(self, *, id_team_agent: str, page: TaskPage) -> list[Task]:
@@ -108,8 +101,7 @@ class AsyncpgTaskStore:
         args.append(page.limit)
         order = f"ORDER BY updated_us DESC, id_task DESC LIMIT ${len(args)}"
         sql = f"SELECT {TASK} FROM tasks WHERE {' AND '.join(where)} {order}"
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn:
+        async with self._connection() as conn:
             found = [codec.task_from(row) for row in await conn.fetch(sql, *args)]
             if page.include_content and found:
                 by_id = {task.id_task: task for task in found}
@@ -121,7 +113,7 @@ class AsyncpgTaskStore:
         return found
 
     async def update_task(self, *, key: TaskKey, title: str | None = None, driver: Driver | None = None) -> Task | None:
-        sets, args = ["updated_us = $3"], list[Any]([*key_args(key), self._now_us()])
+        sets, args = ["updated_us = $3"], list[Any]([*codec.key_args(key), self._now_us()])
         if title is not None:
             args.append(title)
             sets.append(f"title = ${len(args)}")
@@ -129,32 +121,31 @@ class AsyncpgTaskStore:
             args.append(driver.value)
             sets.append(f"driver = ${len(args)}")
         sql = f"UPDATE tasks SET {', '.join(sets)} WHERE id_team_agent = $1 AND id_task = $2"
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             if await conn.execute(sql, *args) == "UPDATE 0":
                 return None
             return await _load(conn, key, include_content=True)
 
     async def delete_task(self, *, key: TaskKey) -> Task | None:
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             # the task's row lock first: an append (which takes it too) cannot slip in between read and delete
-            await conn.execute(f"{GET_TASK} FOR UPDATE", *key_args(key))
+            await conn.execute(f"{GET_TASK} FOR UPDATE", *codec.key_args(key))
             task = await _load(conn, key, include_content=True)
             if task is not None:
-                await conn.execute("DELETE FROM threads WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
-                await conn.execute("DELETE FROM tasks WHERE id_team_agent = $1 AND id_task = $2", *key_args(key))
+                await conn.execute(
+                    "DELETE FROM threads WHERE id_team_agent = $1 AND id_task = $2", *codec.key_args(key)
+                )
+                await conn.execute("DELETE FROM tasks WHERE id_team_agent = $1 AND id_task = $2", *codec.key_args(key))
             return task
 
     async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
         now = self._now_us()
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction(isolation="read_committed"):
+        async with self._connection() as conn, conn.transaction(isolation="read_committed"):
             # the task's row lock orders concurrent appends; each statement after it sees the seq the one
             # before took (read committed: a fresh snapshot per statement)
-            if await conn.execute(TOUCH_TASK, *key_args(key), now) == "UPDATE 0":
+            if await conn.execute(TOUCH_TASK, *codec.key_args(key), now) == "UPDATE 0":
                 raise TaskNotFound()
-            seq = await conn.fetchval(NEXT_SEQ, *key_args(key))
+            seq = await conn.fetchval(NEXT_SEQ, *codec.key_args(key))
             await conn.execute(INSERT_THREAD, *codec.thread_values(key, seq, thread, now))
 
     async def save_response(
@@ -167,7 +158,7 @@ class AsyncpgTaskStore:
         model_turn: object = None,
     ) -> None:
         now = self._now_us()
-        args: list[Any] = [*key_args(key), id_thread, codec.dump_response(response), response.status.value, now]
+        args: list[Any] = [*codec.key_args(key), id_thread, codec.dump_response(response), response.status.value, now]
         sets = "response = $4, status = $5, updated_us = $6"
         if id_run is not None:
             args.append(id_run)
@@ -181,8 +172,7 @@ class AsyncpgTaskStore:
             " UPDATE tasks SET updated_us = $6 WHERE id_team_agent = $1 AND id_task = $2"
             " AND EXISTS (SELECT 1 FROM saved)"
         )
-        pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn:
+        async with self._connection() as conn:
             if await conn.execute(sql, *args) == "UPDATE 0":
                 raise TaskNotFound()
 
@@ -191,21 +181,19 @@ class AsyncpgTaskStore:
         if id_runs is not None:
             sql, args = sql + " AND id_run = ANY($2)", [*args, list(id_runs)]
         now = self._now_us()
-        pool = await self._ready()
         count = 0
-        async with pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             for row in await conn.fetch(sql + " ORDER BY id_team_agent, id_task, seq FOR UPDATE", *args):
-                response = codec.thread_from(row).response
+                response = codec.interrupted_response(row, reason)
                 if response is None:
                     continue
-                response.is_interrupted, response.event, response.reason = True, "interrupted", reason
                 await conn.execute(
                     "UPDATE threads SET response = $4, status = $5, updated_us = $6"
                     " WHERE id_team_agent = $1 AND id_task = $2 AND seq = $3",
                     row[0],
                     row[1],
                     row[2],
-                    codec.dump_response(response),
+                    response,
                     ThreadStatus.INTERRUPTED.value,
                     now,
                 )
@@ -214,9 +202,14 @@ class AsyncpgTaskStore:
 
     async def running_runs(self) -> list[str]:
         sql = "SELECT DISTINCT id_run FROM threads WHERE status = $1 AND id_run IS NOT NULL"
+        async with self._connection() as conn:
+            return [row[0] for row in await conn.fetch(sql, RUNNING)]
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
         pool = await self._ready()
         async with pool.acquire(timeout=self._timeout_s) as conn:
-            return [row[0] for row in await conn.fetch(sql, RUNNING)]
+            yield conn
 
     async def _ready(self) -> asyncpg.Pool:
         if self._closed:
@@ -236,15 +229,11 @@ async def _keep_session(conn: Any) -> None:
     session state (no SET, LISTEN, cursors or advisory locks); asyncpg still rolls back an open transaction."""
 
 
-def key_args(key: TaskKey) -> tuple[str, str]:
-    return key.id_team_agent, key.id_task
-
-
 async def _load(conn: Any, key: TaskKey, include_content: bool) -> Task | None:
     if not include_content:
-        row = await conn.fetchrow(GET_TASK, *key_args(key))
+        row = await conn.fetchrow(GET_TASK, *codec.key_args(key))
         return None if row is None else codec.task_from(row)
-    rows = await conn.fetch(GET_TASK_WITH_THREADS, *key_args(key))
+    rows = await conn.fetch(GET_TASK_WITH_THREADS, *codec.key_args(key))
     if not rows:
         return None
     task = codec.task_from(rows[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -34,6 +35,15 @@ THREAD_COLUMNS = (
     "created_us",
     "updated_us",
 )
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def key_args(key: TaskKey) -> tuple[str, str]:
+    """The primary key of a task row (the first two columns of both tables)."""
+    return key.id_team_agent, key.id_task
 
 
 def to_us(moment: datetime) -> int:
@@ -164,6 +174,22 @@ def thread_from(row: Sequence[Any]) -> Thread:
         id_run=row[5],
         model_turn=load_any(row[8]),
     )
+
+
+def task_values(task: Task) -> tuple[Any, ...]:
+    """The values of TASK_COLUMNS for a new task row."""
+    created, updated = to_us(task.created_at), to_us(task.updated_at)
+    return (task.id_team_agent, task.id_task, task.id_team, task.title, task.driver.value, created, updated)
+
+
+def interrupted_response(row: Sequence[Any], reason: str) -> str | None:
+    """The response of a thread row (THREAD_COLUMNS) left running, marked interrupted, as stored JSON;
+    None if it has no response."""
+    response = thread_from(row).response
+    if response is None:
+        return None
+    response.is_interrupted, response.event, response.reason = True, "interrupted", reason
+    return dump_response(response)
 
 
 def thread_values(key: TaskKey, seq: int, thread: Thread, now_us: int) -> tuple[Any, ...]:

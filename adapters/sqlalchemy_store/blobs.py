@@ -8,13 +8,13 @@ transaction per chunk (never the whole file in memory, never a long transaction 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters import store_codec as codec
 from adapters.sqlalchemy_store.engine import Database
 from adapters.sqlalchemy_store.tables import blob_chunks, blobs
 from domain.errors import FileNotFound, InvalidInput
@@ -23,10 +23,6 @@ from domain.model import AttachmentKind, BlobInfo, is_valid_id
 CHUNK_BYTES = 256 * 1024
 CHUNKS_PER_QUERY = 4
 WRITING, READY = "writing", "ready"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _blob_pk(id_team_agent: str, id_file: str) -> Any:
@@ -129,7 +125,7 @@ class SqlAlchemyBlobStore:
                         id_task=id_task,
                         size=0,
                         state=WRITING,
-                        created_us=_now_us(),
+                        created_us=codec.now_us(),
                     )
                 )
             except IntegrityError:
@@ -173,7 +169,7 @@ class SqlAlchemyBlobStore:
 
     async def purge_abandoned(self, *, older_than_s: float) -> int:
         """Delete uploads left "writing" (their process died) for longer than `older_than_s`; return how many."""
-        cutoff = _now_us() - int(older_than_s * 1_000_000)
+        cutoff = codec.now_us() - int(older_than_s * 1_000_000)
         query = select(blobs.c.id_team_agent, blobs.c.id_file).where(
             blobs.c.state == WRITING, blobs.c.created_us < cutoff
         )

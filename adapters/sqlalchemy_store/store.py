@@ -6,7 +6,6 @@ the contract suite runs it on SQLite and PostgreSQL too.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,10 +21,6 @@ from domain.model import Driver, MessageResponse, Task, TaskKey, Thread, ThreadS
 from domain.ports import TaskPage
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 def _task_pk(key: TaskKey) -> Any:
     return and_(tasks.c.id_team_agent == key.id_team_agent, tasks.c.id_task == key.id_task)
 
@@ -37,7 +32,7 @@ def _thread_fk(key: TaskKey) -> Any:
 class SqlAlchemyTaskStore:
     """The durable TaskStore. Writes go through `db.writer`, reads through `db.reader`."""
 
-    def __init__(self, db: Database, *, now_us: Callable[[], int] = _now_us) -> None:
+    def __init__(self, db: Database, *, now_us: Callable[[], int] = codec.now_us) -> None:
         self._db = db
         self._now_us = now_us
 
@@ -48,15 +43,7 @@ class SqlAlchemyTaskStore:
     async def add_task(self, *, task: Task) -> None:
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(
-                insert(tasks).values(
-                    id_team_agent=task.id_team_agent,
-                    id_task=task.id_task,
-                    id_team=task.id_team,
-                    title=task.title,
-                    driver=task.driver.value,
-                    created_us=codec.to_us(task.created_at),
-                    updated_us=codec.to_us(task.updated_at),
-                )
+                insert(tasks).values(dict(zip(codec.TASK_COLUMNS, codec.task_values(task), strict=True)))
             )
             if task.threads:
                 now = codec.to_us(task.updated_at)
@@ -170,16 +157,14 @@ class SqlAlchemyTaskStore:
         count = 0
         async with self._db.writer.begin() as conn:
             for row in (await conn.execute(query)).all():
-                thread = codec.thread_from(row)
-                response = thread.response
+                response = codec.interrupted_response(row, reason)
                 if response is None:
                     continue
-                response.is_interrupted, response.event, response.reason = True, "interrupted", reason
                 await conn.execute(
                     update(threads)
-                    .where(_thread_fk(thread.request.key), threads.c.seq == row.seq)
+                    .where(_thread_fk(TaskKey(row.id_team_agent, row.id_task)), threads.c.seq == row.seq)
                     .values(
-                        response=codec.dump_response(response),
+                        response=response,
                         status=ThreadStatus.INTERRUPTED.value,
                         updated_us=self._now_us(),
                     )

@@ -8,7 +8,6 @@ prepares each once per connection, and rows are decoded on the database thread, 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,21 +29,16 @@ LAST_SEQ = f"SELECT max(seq) FROM threads WHERE {BY_TASK}"
 RUNNING = ThreadStatus.RUNNING.value
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class SqliteTaskStore:
     """The durable TaskStore on one SQLite file (WAL): one writer thread, a few reader threads."""
 
-    def __init__(self, db: SqliteConnections, *, now_us: Callable[[], int] = _now_us) -> None:
+    def __init__(self, db: SqliteConnections, *, now_us: Callable[[], int] = codec.now_us) -> None:
         self._db = db
         self._now_us = now_us
 
     async def add_task(self, *, task: Task) -> None:
-        created, updated = codec.to_us(task.created_at), codec.to_us(task.updated_at)
-        row = (task.id_team_agent, task.id_task, task.id_team, task.title, task.driver.value, created, updated)
-        rows = [codec.thread_values(task.key, seq, t, updated) for seq, t in enumerate(task.threads, 1)]
+        row = codec.task_values(task)
+        rows = [codec.thread_values(task.key, seq, t, row[-1]) for seq, t in enumerate(task.threads, 1)]
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(INSERT_TASK, row)
@@ -96,7 +90,7 @@ class SqliteTaskStore:
         sql = f"UPDATE tasks SET {', '.join(sets)} WHERE {BY_TASK}"
 
         def op(conn: sqlite3.Connection) -> Task | None:
-            if conn.execute(sql, [*args, *key_args(key)]).rowcount == 0:
+            if conn.execute(sql, [*args, *codec.key_args(key)]).rowcount == 0:
                 return None
             return _load(conn, key, include_content=True)
 
@@ -106,8 +100,8 @@ class SqliteTaskStore:
         def op(conn: sqlite3.Connection) -> Task | None:
             task = _load(conn, key, include_content=True)
             if task is not None:
-                conn.execute(f"DELETE FROM threads WHERE {BY_TASK}", key_args(key))
-                conn.execute(f"DELETE FROM tasks WHERE {BY_TASK}", key_args(key))
+                conn.execute(f"DELETE FROM threads WHERE {BY_TASK}", codec.key_args(key))
+                conn.execute(f"DELETE FROM tasks WHERE {BY_TASK}", codec.key_args(key))
             return task
 
         return await self._db.write(op)
@@ -116,9 +110,9 @@ class SqliteTaskStore:
         now = self._now_us()
 
         def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(TOUCH_TASK, (now, *key_args(key))).rowcount == 0:
+            if conn.execute(TOUCH_TASK, (now, *codec.key_args(key))).rowcount == 0:
                 raise TaskNotFound()
-            last = conn.execute(LAST_SEQ, key_args(key)).fetchone()[0]
+            last = conn.execute(LAST_SEQ, codec.key_args(key)).fetchone()[0]
             conn.execute(INSERT_THREAD, codec.thread_values(key, (last or 0) + 1, thread, now))
 
         await self._db.write(op)
@@ -140,12 +134,12 @@ class SqliteTaskStore:
         if model_turn is not None:
             sets, args = sets + ", model_turn = ?", [*args, codec.dump_any(model_turn)]
         sql = f"UPDATE threads SET {sets} WHERE {BY_TASK} AND id_thread = ?"
-        args += [*key_args(key), id_thread]
+        args += [*codec.key_args(key), id_thread]
 
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(sql, args).rowcount == 0:
                 raise TaskNotFound()
-            conn.execute(TOUCH_TASK, (now, *key_args(key)))
+            conn.execute(TOUCH_TASK, (now, *codec.key_args(key)))
 
         await self._db.write(op)
 
@@ -158,14 +152,13 @@ class SqliteTaskStore:
         def op(conn: sqlite3.Connection) -> int:
             count = 0
             for row in conn.execute(sql, args).fetchall():
-                response = codec.thread_from(row).response
+                response = codec.interrupted_response(row, reason)
                 if response is None:
                     continue
-                response.is_interrupted, response.event, response.reason = True, "interrupted", reason
                 conn.execute(
                     "UPDATE threads SET response = ?, status = ?, updated_us = ?"
                     " WHERE id_team_agent = ? AND id_task = ? AND seq = ?",
-                    (codec.dump_response(response), ThreadStatus.INTERRUPTED.value, now, row[0], row[1], row[2]),
+                    (response, ThreadStatus.INTERRUPTED.value, now, row[0], row[1], row[2]),
                 )
                 count += 1
             return count
@@ -177,15 +170,11 @@ class SqliteTaskStore:
         return await self._db.read(lambda conn: [row[0] for row in conn.execute(sql, (RUNNING,))])
 
 
-def key_args(key: TaskKey) -> tuple[str, str]:
-    return key.id_team_agent, key.id_task
-
-
 def _load(conn: sqlite3.Connection, key: TaskKey, include_content: bool) -> Task | None:
-    row = conn.execute(GET_TASK, key_args(key)).fetchone()
+    row = conn.execute(GET_TASK, codec.key_args(key)).fetchone()
     if row is None:
         return None
     task = codec.task_from(row)
     if include_content:
-        task.threads = [codec.thread_from(r) for r in conn.execute(GET_THREADS, key_args(key))]
+        task.threads = [codec.thread_from(r) for r in conn.execute(GET_THREADS, codec.key_args(key))]
     return task
