@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sqlite3
@@ -101,18 +102,18 @@ class SqliteConnections:
         checkpoint_every_s: float = 1.0,
     ) -> None:
         self._path = str(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._max_batch = max_batch
+        self._reader_count = readers
+        self._readers: _Threads | None = None
+        self._writer: _Threads | None = None
+        self._queue: list[tuple[Op[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._checkpoint_every_s = checkpoint_every_s
         self._checkpointer: _Threads | None = None
         self._checkpointing = False
         self._last_checkpoint = 0.0
         self.checkpoints = 0
-        self._busy_timeout_ms = busy_timeout_ms
-        self._max_batch = max_batch
-        self._readers: _Threads | None = None
-        self._writer: _Threads | None = None
-        self._reader_count = readers
-        self._queue: list[tuple[Op[Any], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._closed = False
 
     async def read(self, op: Op[T]) -> T:
@@ -155,7 +156,7 @@ class SqliteConnections:
                 del self._queue[: self._max_batch]
                 ops = [op for op, _ in batch]
                 try:
-                    outcomes = await self._writer.submit(lambda conn, ops=ops: _commit(conn, ops))  # type: ignore[misc]
+                    outcomes = await self._writer.submit(functools.partial(_commit, ops=ops))
                 except Exception as error:
                     outcomes = [(_batch_failed(error), None) for _ in batch]
                 for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
