@@ -19,15 +19,23 @@ def echo_words(request: MessageRequest) -> list[str]:
 
 
 class EchoLLM:
-    """Streams the user's words back with `delay_s` between chunks."""
+    """Streams the user's words back, one chunk every `delay_s`.
+
+    Like a real model's stream, it keeps its own clock: chunk i is due `i * delay_s` after the first call,
+    however late the service takes each one, so a consumer that falls behind catches up instead of pushing
+    every later chunk back.
+    """
 
     def __init__(self, *, delay_s: float = 0.0) -> None:
         self._delay = delay_s
 
     async def stream(self, *, history: Sequence[Thread], request: MessageRequest) -> AsyncIterator[LLMEvent]:
         words = echo_words(request)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         for word in words:
-            await asyncio.sleep(self._delay)
+            due += self._delay
+            await asyncio.sleep(due - loop.time())
             yield TextChunk(content=word)
         yield UsageReport(
             Usage(

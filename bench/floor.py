@@ -3,8 +3,8 @@
 POST /messages drains the request body without parsing it, then streams exactly what the echo model
 streams through the real service: `started`, "You", " said:", one " w<i>" text chunk per word (the load
 generator's texts are "w0 w1 w2 ..."), `finished` and `data: [DONE]`, every frame with an
-`id: <run>:<seq>` line, sleeping FLOOR_DELAY_MS (like AI_ECHO_DELAY_MS) before each text chunk, as the
-echo model does. No form parsing, no storage, no run registry, no model.
+`id: <run>:<seq>` line, with one text chunk due every FLOOR_DELAY_MS (like AI_ECHO_DELAY_MS) on a clock
+of its own, as the echo model does. No form parsing, no storage, no run registry, no model.
 
 The load generator tells the floor what to stream in headers the real service ignores:
 `x-bench-words` (words in the text) and `x-bench-ids` (`agent,team,task`, so the `started` frame has the
@@ -82,8 +82,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     }
     await send({"type": "http.response.body", "body": frame(run, 1, orjson.dumps(started)), "more_body": True})
     seq = 1
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for content in ["You", " said:"] + [f" w{i}" for i in range(words)]:
-        await asyncio.sleep(DELAY_S)
+        due += DELAY_S
+        await asyncio.sleep(due - loop.time())
         seq += 1
         await send({"type": "http.response.body", "body": text_frame(run, seq, content), "more_body": True})
     last = frame(run, seq + 1, b'{"event":"finished"}') + DONE

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from entrypoints.auth import ApiKeys, AuthMiddleware
 from entrypoints.bootstrap import Services
@@ -18,23 +18,13 @@ from entrypoints.ratelimit import RateLimitMiddleware
 from entrypoints.routes import router
 from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
-from entrypoints.sse import BODY_SEND
 
 API_PREFIX = "/api/v1"
 
 
 class AgentApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-
-        async def outermost(scope: Scope, receive: Receive, send: Send) -> None:
-            # event streams write their frames to this send, past the middlewares (FastAPI's own send wrappers,
-            # such as its telemetry's, sit outside it and still see every frame)
-            scope[BODY_SEND] = send
-            await stack(scope, receive, send)
-
-        outermost.app = stack  # type: ignore[attr-defined]  # what walks the stack (FastAPI's telemetry) looks here
-        return outermost
+        return RequestIdMiddleware(super().build_middleware_stack())
 
 
 def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
@@ -59,12 +49,17 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
     app.include_router(router, responses=error_responses())
     app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
     app.add_middleware(InternalErrorMiddleware)
-    app.add_middleware(
-        RateLimitMiddleware,
-        streams_per_client=settings.rate_limit_streams_per_client,
-        requests_per_minute=settings.rate_limit_requests_per_minute,
-    )
-    app.add_middleware(AuthMiddleware, keys=ApiKeys.parse(settings.auth_api_keys.get_secret_value()))
+    # a layer that would only pass every request on is left out: each costs a coroutine per request and
+    # a few objects per open stream
+    if settings.rate_limit_streams_per_client or settings.rate_limit_requests_per_minute:
+        app.add_middleware(
+            RateLimitMiddleware,
+            streams_per_client=settings.rate_limit_streams_per_client,
+            requests_per_minute=settings.rate_limit_requests_per_minute,
+        )
+    keys = ApiKeys.parse(settings.auth_api_keys.get_secret_value())
+    if keys:
+        app.add_middleware(AuthMiddleware, keys=keys)
     origins = Settings.split(settings.web_server_cors_origins)
     credentials = settings.web_server_cors_credentials and origins != ["*"]
     app.add_middleware(
@@ -75,5 +70,4 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
         allow_headers=Settings.split(settings.web_server_cors_headers),
         expose_headers=["X-Request-ID", "Link", "Retry-After"],
     )
-    app.add_middleware(RequestIdMiddleware)
     return app

@@ -107,6 +107,4 @@ def install_error_handlers(app: FastAPI) -> None:
             request.url.path,
             getattr(request.state, "request_id", "-"),
         )
-        request_id = getattr(request.state, "request_id", None)  # this answer bypasses RequestIdMiddleware
-        headers = {"X-Request-ID": request_id} if request_id else None
-        return error_response(request, 500, "internal_error", "internal server error", headers=headers)
+        return error_response(request, 500, "internal_error", "internal server error")

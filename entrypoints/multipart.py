@@ -26,6 +26,7 @@ from entrypoints.form_rules import (
     clean_filename,
     declared_mime,
 )
+from entrypoints.plain_parts import SMALL_BODY_BYTES, plain_part_events
 from entrypoints.sniff import SNIFF_BYTES, UnsupportedMedia, media_type
 
 
@@ -45,10 +46,45 @@ class MultipartForm:
         self._finished = False
 
     async def run(self, request: Request, boundary: bytes) -> None:
+        parser: MultipartParser | None = None
+        total, small = 0, bytearray()  # a small body is kept whole for the shortcut (see plain_parts.py)
+        try:
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > self._limits.max_request_bytes:
+                    raise FormError(413, None, f"the request is larger than {self._limits.max_request_bytes} bytes")
+                if total <= SMALL_BODY_BYTES:
+                    small += chunk
+                    continue
+                parser = parser or self._parser(boundary)
+                if small:
+                    parser.write(bytes(small))
+                    small.clear()
+                parser.write(chunk)
+                await self._apply()
+            events = plain_part_events(bytes(small), boundary) if parser is None else None
+            if events is not None:
+                self._ops = events
+            else:
+                parser = parser or self._parser(boundary)
+                parser.write(bytes(small))
+                parser.finalize()
+        except FormError:
+            raise
+        except Exception as error:
+            raise FormError(400, None, "malformed multipart body") from error
+        await self._apply()
+        if not self._finished:
+            raise FormError(400, None, "malformed multipart body: it ends before its closing boundary")
+        if self._parked and not self.fields.get("id_task"):
+            self.fields["id_task"] = new_id()  # so every stored file knows its task (see routes/files.py)
+        await self._unpark()
+
+    def _parser(self, boundary: bytes) -> MultipartParser:
         def op(kind: str) -> Callable[..., None]:
             return lambda *args: self._ops.append((kind, args))
 
-        parser = MultipartParser(
+        return MultipartParser(
             boundary,
             {
                 "on_part_begin": op("begin"),
@@ -65,25 +101,6 @@ class MultipartForm:
                 "on_end": op("done"),
             },
         )
-        total = 0
-        try:
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > self._limits.max_request_bytes:
-                    raise FormError(413, None, f"the request is larger than {self._limits.max_request_bytes} bytes")
-                parser.write(chunk)
-                await self._apply()
-            parser.finalize()
-        except FormError:
-            raise
-        except Exception as error:
-            raise FormError(400, None, "malformed multipart body") from error
-        await self._apply()
-        if not self._finished:
-            raise FormError(400, None, "malformed multipart body: it ends before its closing boundary")
-        if self._parked and not self.fields.get("id_task"):
-            self.fields["id_task"] = new_id()  # so every stored file knows its task (see routes/files.py)
-        await self._unpark()
 
     def _header_end(self) -> None:
         self._ops.append(("header", (self._header[0].lower(), self._header[1])))

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from python_multipart.multipart import MultipartParser
+
+from entrypoints.plain_parts import Event, plain_part_events
+
+BOUNDARY = b"b0undary-X7"
+
+
+def parser_events(body: bytes, boundary: bytes = BOUNDARY) -> list[Event]:
+    """What python-multipart reports for `body`, as MultipartForm records it (headers joined, data merged)."""
+    events: list[Event] = []
+    header = [b"", b""]
+
+    def add(kind: str) -> Any:
+        return lambda *_: events.append((kind, ()))
+
+    def data(buffer: bytes, start: int, end: int) -> None:
+        if end > start and events and events[-1][0] == "data":
+            events[-1] = ("data", events[-1][1] + buffer[start:end])
+        elif end > start:
+            events.append(("data", buffer[start:end]))
+
+    def header_end() -> None:
+        events.append(("header", (header[0].lower(), header[1])))
+        header[:] = [b"", b""]
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": add("begin"),
+            "on_part_data": data,
+            "on_part_end": add("end"),
+            "on_header_field": lambda b, s, e: header.__setitem__(0, header[0] + b[s:e]),
+            "on_header_value": lambda b, s, e: header.__setitem__(1, header[1] + b[s:e]),
+            "on_header_end": header_end,
+            "on_headers_finished": add("headers"),
+            "on_end": add("done"),
+        },
+    )
+    parser.write(body)
+    parser.finalize()
+    return events
+
+
+def canonical(
+    fields: list[tuple[str, bytes]], *, end: bytes = b"\r\n", disposition: str = "Content-Disposition"
+) -> bytes:
+    parts = [
+        b"--" + BOUNDARY + b"\r\n" + f'{disposition}: form-data; name="{name}"'.encode() + b"\r\n\r\n" + value + b"\r\n"
+        for name, value in fields
+    ]
+    return b"".join(parts) + b"--" + BOUNDARY + b"--" + end
+
+
+values = st.binary(max_size=300).filter(lambda v: b"--" + BOUNDARY not in v)
+names = st.sampled_from(["id_team_agent", "id_team", "id_task", "text", "x"])
+
+
+@given(st.lists(st.tuples(names, values), min_size=1, max_size=6), st.sampled_from([b"", b"\r\n"]))
+def test_a_canonical_body_gives_the_parsers_own_events(fields: list[tuple[str, bytes]], end: bytes) -> None:
+    body = canonical(fields, end=end)
+    assert plain_part_events(body, BOUNDARY) == parser_events(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        canonical([("text", b"hi")], disposition="content-DISPOSITION").replace(b": form", b":   form"),
+        canonical([("text", b"hi")]).replace(b"Content-Disposition: ", b"Content-Disposition:"),
+        b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data\r\n\r\n\r\n--" + BOUNDARY + b"--",
+    ],
+)
+def test_header_case_spaces_and_a_missing_name_are_read_as_the_parser_reads_them(body: bytes) -> None:
+    assert plain_part_events(body, BOUNDARY) == parser_events(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"preamble\r\n" + canonical([("text", b"hi")]),  # text before the first boundary
+        canonical([("text", b"hi")]) + b"epilogue",
+        canonical([("text", b"hi")]).replace(b'name="text"', b'name="f"; filename="a.txt"'),
+        canonical([("text", b"hi")]).replace(b"\r\n\r\nhi", b"\r\nContent-Type: text/plain\r\n\r\nhi"),
+        canonical([("text", b"hi"), ("id_team", b"t")]).replace(  # transport padding after a boundary
+            b"\r\n--" + BOUNDARY + b"\r\n", b"\r\n--" + BOUNDARY + b" \r\n"
+        ),
+        canonical([("text", b"hi")]).replace(b"--" + BOUNDARY + b"--", b"--" + BOUNDARY),  # no closing boundary
+        canonical([("text", b"hi")]) + b"\r\n",
+        b"",
+    ],
+)
+def test_anything_else_is_left_to_the_parser(body: bytes) -> None:
+    assert plain_part_events(body, BOUNDARY) is None
