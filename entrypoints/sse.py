@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -57,30 +58,35 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        # the frames are written by this very task; a watcher of `receive()` cancels it if the client goes
+        # The frames are written by a task of their own, so each event resumes its two coroutine frames, not
+        # the two dozen of the ASGI stack this task runs under; this task waits on `receive()`, which ends
+        # when the client goes or once the response is complete.
         current = asyncio.current_task()
         assert current is not None
-        state = {"done": False, "gone": False}
+        pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
+        waiting = True
 
-        def client_gone(watcher: asyncio.Task[None]) -> None:
-            if state["done"] or watcher.cancelled():
-                return
-            watcher.exception()  # retrieved: a failing receive() means the client is gone as well
-            state["gone"] = True
-            current.cancel()
+        def pumped(task: asyncio.Task[None]) -> None:
+            if waiting and (task.cancelled() or task.exception() is not None):
+                current.cancel()  # the response is not complete: stop waiting for the client
 
-        watcher = asyncio.create_task(_until_disconnect(receive))
-        watcher.add_done_callback(client_gone)
+        pump.add_done_callback(pumped)
         try:
-            await self._pump(scope.get(BODY_SEND, send))
+            await _until_disconnect(receive)
         except asyncio.CancelledError:
-            if not state["gone"] or current.uncancel() > 0:
+            if not pump.done() or current.uncancel() > 0:
                 raise
         finally:
-            state["done"] = True
-            watcher.cancel()
-        if state["gone"] and self._on_disconnect is not None:
-            await self._on_disconnect()
+            waiting = False
+            if not pump.done():
+                pump.cancel()
+                await asyncio.wait([pump])
+        if pump.cancelled():
+            if self._on_disconnect is not None:
+                await self._on_disconnect()
+            return
+        if (error := pump.exception()) is not None:
+            raise error
 
     async def _pump(self, send: Send) -> None:
         cursor, id_run = self._after, self._source.id_run
@@ -103,6 +109,8 @@ class EventStream(Response):
 
 
 async def _until_disconnect(receive: Receive) -> None:
+    """Return once the client is gone or the response complete; a failing `receive()` means gone as well."""
     message: Message = {}
-    while message.get("type") != "http.disconnect":
-        message = await receive()
+    with contextlib.suppress(Exception):
+        while message.get("type") != "http.disconnect":
+            message = await receive()
