@@ -1,4 +1,4 @@
-"""The FastAPI app factory: takes ready Services, mounts one router at / and /api/v1."""
+"""The FastAPI app factory: takes ready Services, mounts the routes at / and /api/v1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from entrypoints.errors import install_error_handlers
 from entrypoints.failsafe import InternalErrorMiddleware
 from entrypoints.middleware import RequestIdMiddleware
 from entrypoints.ratelimit import RateLimitMiddleware
-from entrypoints.routes import router
+from entrypoints.routes import ROUTERS
 from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
 
@@ -46,8 +46,10 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(router, responses=error_responses())
-    app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
+    for router in ROUTERS:
+        app.include_router(router, responses=error_responses())
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
     app.add_middleware(InternalErrorMiddleware)
     # a layer that would only pass every request on is left out: each costs a coroutine per request and
     # a few objects per open stream

@@ -108,7 +108,7 @@ class SqliteConnections:
         self._readers: _Threads | None = None
         self._writer: _Threads | None = None
         self._queue: list[tuple[Op[Any], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._committing: asyncio.Future[list[_Outcome]] | None = None  # the batch on the writer thread
         self._checkpoint_every_s = checkpoint_every_s
         self._checkpointer: _Threads | None = None
         self._checkpointing = False
@@ -134,36 +134,40 @@ class SqliteConnections:
             raise StoreClosed()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((op, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._drain())
+        if self._committing is None:
+            self._commit_next()
         return await future
 
     async def close(self) -> None:
         self._closed = True
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._committing is not None:  # each batch's callback submits the next one
+            await asyncio.wait([self._committing])
         threads = [t for t in (self._readers, self._writer, self._checkpointer) if t is not None]
         self._readers = self._writer = self._checkpointer = None
         for group in threads:
             await asyncio.to_thread(group.stop)
 
-    async def _drain(self) -> None:
+    def _commit_next(self) -> None:
+        """Hand the waiting writes, as one transaction, to the writer thread (no task: a callback per batch)."""
         if self._writer is None:
             self._writer = _Threads(1, "sqlite-write", lambda: self._connect(autocheckpoint=False))
+        batch = self._queue[: self._max_batch]
+        del self._queue[: self._max_batch]
+        self._committing = self._writer.submit(functools.partial(_commit, ops=[op for op, _ in batch]))
+        self._committing.add_done_callback(functools.partial(self._committed, batch))
+
+    def _committed(self, batch: list[tuple[Op[Any], asyncio.Future[Any]]], done: asyncio.Future[Any]) -> None:
         try:
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                ops = [op for op, _ in batch]
-                try:
-                    outcomes = await self._writer.submit(functools.partial(_commit, ops=ops))
-                except Exception as error:
-                    outcomes = [(_batch_failed(error), None) for _ in batch]
-                for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
-                    _settle(future, failure, result)
-                self._maybe_checkpoint()
-        finally:
-            self._flusher = None
+            outcomes = done.result()
+        except BaseException as error:  # the transaction failed as a whole (or its thread was stopped)
+            failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
+            outcomes = [(_batch_failed(failure), None) for _ in batch]
+        for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
+            _settle(future, failure, result)
+        self._committing = None
+        if self._queue:
+            self._commit_next()
+        self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
         now = time.monotonic()
