@@ -28,6 +28,19 @@ INSERT_THREAD = f"INSERT INTO threads ({THREAD}) VALUES ({', '.join(f'${i}' for 
 INSERT_TASK_AND_THREAD = (
     f"WITH task AS ({INSERT_TASK}) INSERT INTO threads ({THREAD}) VALUES ({', '.join(f'${i}' for i in range(8, 19))})"
 )
+# a new task with its first thread, or (nothing stored) the task that holds the key with its threads: one row
+# per thread with `created` false; `created` true and NULL columns if it was stored. A task that another
+# transaction commits while this statement runs is in neither (the statement's snapshot predates it).
+ADD_TASK_OR_GET = (
+    f"WITH task AS ({INSERT_TASK} ON CONFLICT DO NOTHING RETURNING 1),"
+    f" thread AS (INSERT INTO threads ({THREAD}) SELECT {', '.join(f'${i}' for i in range(8, 19))}"
+    " WHERE EXISTS (SELECT 1 FROM task))"
+    f" SELECT EXISTS (SELECT 1 FROM task) AS created, {', '.join('t.' + c for c in codec.TASK_COLUMNS)},"
+    f" {', '.join('th.' + c for c in codec.THREAD_COLUMNS)}"
+    " FROM (SELECT 1) AS one LEFT JOIN tasks t"
+    " ON t.id_team_agent = $1 AND t.id_task = $2 AND NOT EXISTS (SELECT 1 FROM task)"
+    " LEFT JOIN threads th ON th.id_team_agent = t.id_team_agent AND th.id_task = t.id_task ORDER BY th.seq"
+)
 # the task and its threads in one round trip: one row per thread, or one row with NULL thread columns
 GET_TASK_WITH_THREADS = (
     f"SELECT {', '.join('t.' + c for c in codec.TASK_COLUMNS)}, {', '.join('th.' + c for c in codec.THREAD_COLUMNS)}"
@@ -81,6 +94,32 @@ class AsyncpgTaskStore:
                         await conn.executemany(INSERT_THREAD, rows)
         except asyncpg.UniqueViolationError:
             raise TaskExists() from None
+
+    async def add_task_or_get(self, *, task: Task) -> Task | None:
+        if len(task.threads) != 1:
+            return await self._add_or_get_in_steps(task)
+        row = codec.task_values(task)
+        thread = codec.thread_values(task.key, 1, task.threads[0], row[-1])
+        async with self._connection() as conn:
+            for _ in range(codec.ADD_OR_GET_TRIES):
+                rows = await conn.fetch(ADD_TASK_OR_GET, *row, *thread)
+                if rows[0]["created"]:
+                    return None
+                if rows[0]["id_task"] is not None:
+                    return _task_from_rows(rows, skip=1)
+                if (existing := await _load(conn, task.key, True)) is not None:
+                    return existing
+        raise TaskExists()
+
+    async def _add_or_get_in_steps(self, task: Task) -> Task | None:
+        for _ in range(codec.ADD_OR_GET_TRIES):
+            try:
+                await self.add_task(task=task)
+                return None
+            except TaskExists:
+                if (existing := await self.get_task(key=task.key)) is not None:
+                    return existing
+        raise TaskExists()
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         async with self._connection() as conn:
@@ -234,9 +273,12 @@ async def _load(conn: Any, key: TaskKey, include_content: bool) -> Task | None:
         row = await conn.fetchrow(GET_TASK, *codec.key_args(key))
         return None if row is None else codec.task_from(row)
     rows = await conn.fetch(GET_TASK_WITH_THREADS, *codec.key_args(key))
-    if not rows:
-        return None
-    task = codec.task_from(rows[0])
-    width = len(codec.TASK_COLUMNS)
-    task.threads = [codec.thread_from(row[width:]) for row in rows if row[width + 3] is not None]
+    return _task_from_rows(rows) if rows else None
+
+
+def _task_from_rows(rows: Sequence[Any], skip: int = 0) -> Task:
+    """A task from rows of its columns then its threads' (after `skip` leading columns), one row per thread."""
+    task = codec.task_from(rows[0][skip:])
+    start = skip + len(codec.TASK_COLUMNS)
+    task.threads = [codec.thread_from(row[start:]) for row in rows if row[start + 3] is not None]
     return task

@@ -21,6 +21,8 @@ from domain.model import (
     Usage,
 )
 
+ADD_OR_GET_TRIES = 3
+"""`add_task_or_get` where it takes two steps: each retry means the task was deleted between them."""
 TASK_COLUMNS = ("id_team_agent", "id_task", "id_team", "title", "driver", "created_us", "updated_us")
 THREAD_COLUMNS = (
     "id_team_agent",

@@ -13,7 +13,7 @@ from application.clock import new_id, new_run_id, utcnow
 from application.reply import ReplyBuilder
 from application.run import LiveRun, Runner
 from application.titles import fallback_title
-from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
+from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskNotFound
 from domain.events import (
     Started,
 )
@@ -78,17 +78,24 @@ class Conversation:
         if not request.id_task:
             request.id_task = new_id()
         key = request.key
-        task = await self._store.get_task(key=key)
-        if task is not None and task.id_team != request.id_team:
-            raise TaskNotFound()
         run = LiveRun(key, new_run_id(), "", request, [], ReplyBuilder(request, self._now()))
-        if await self._claim(run):
-            task = await self._store.get_task(key=key)
         try:
-            await self._write_ahead(task, run)
-        except BaseException:
-            await self._registry.close(key=key, id_run=run.id_run)
-            raise
+            await self._registry.open(key=key, id_run=run.id_run, on_interrupt=run.interrupt)
+        except TaskBusy:
+            await self._start_busy(run)
+        else:
+            try:
+                # one round trip when the task is new: stored with the request as its first thread
+                task = await self._store.add_task_or_get(task=self._new_task(run))
+                if task is None:
+                    self.spawn_title(key, request.text, fallback_title(request.text))
+                elif task.id_team != request.id_team:
+                    raise TaskNotFound()
+                else:
+                    await self._write_ahead(task, run)
+            except BaseException:
+                await self._registry.close(key=key, id_run=run.id_run)
+                raise
         self._live[key] = run
         started = Started(
             id_team_agent=request.id_team_agent,
@@ -99,6 +106,19 @@ class Conversation:
         await self._runner.publish(run, started)
         self._spawn(self._run(run))
         return run, started
+
+    async def _start_busy(self, run: LiveRun) -> None:
+        """The task has a running reply: another team's task is not found; else the double-text policy."""
+        task = await self._store.get_task(key=run.key)
+        if task is not None and task.id_team != run.request.id_team:
+            raise TaskNotFound()
+        if await self._claim(run):
+            task = await self._store.get_task(key=run.key)
+        try:
+            await self._write_ahead(task, run)
+        except BaseException:
+            await self._registry.close(key=run.key, id_run=run.id_run)
+            raise
 
     async def _run(self, run: LiveRun) -> None:
         try:
@@ -127,32 +147,30 @@ class Conversation:
         await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
         return True
 
+    def _new_task(self, run: LiveRun) -> Task:
+        request, placeholder = run.request, run.builder.snapshot()
+        run.id_thread = new_id()
+        return Task(
+            id_team_agent=request.id_team_agent,
+            id_task=request.id_task,
+            id_team=request.id_team,
+            title=fallback_title(request.text),
+            driver=Driver.AUTO,
+            created_at=placeholder.created_at,
+            updated_at=placeholder.created_at,
+            threads=[Thread(run.id_thread, request=request, response=placeholder, id_run=run.id_run)],
+        )
+
     async def _write_ahead(self, task: Task | None, run: LiveRun) -> None:
         request = run.request
         placeholder = run.builder.snapshot()
         if task is None:
-            run.id_thread = new_id()
-            thread = Thread(run.id_thread, request=request, response=placeholder, id_run=run.id_run)
-            task = Task(
-                id_team_agent=request.id_team_agent,
-                id_task=request.id_task,
-                id_team=request.id_team,
-                title=fallback_title(request.text),
-                driver=Driver.AUTO,
-                created_at=placeholder.created_at,
-                updated_at=placeholder.created_at,
-                threads=[thread],
-            )
-            try:
-                await self._store.add_task(task=task)
-            except TaskExists:  # created meanwhile by POST /tasks: answer there if it is the same team's
-                task = await self._store.get_task(key=run.key)
-                if task is None or task.id_team != request.id_team:
-                    raise TaskNotFound() from None
-                await self._write_ahead(task, run)
+            task = await self._store.add_task_or_get(task=self._new_task(run))
+            if task is None:
+                self.spawn_title(run.key, request.text, fallback_title(request.text))
                 return
-            self.spawn_title(task.key, request.text, task.title)
-            return
+            if task.id_team != request.id_team:  # created meanwhile by POST /tasks of another team
+                raise TaskNotFound()
         pending = _pending_thread(task, request)
         if pending is not None:
             run.id_thread, run.request = pending.id_thread, pending.request

@@ -35,6 +35,12 @@ class FakeTaskStore:
             raise TaskExists()
         self.tasks[task.key] = copy.deepcopy(task)
 
+    async def add_task_or_get(self, *, task: Task) -> Task | None:
+        if task.key in self.tasks:
+            return copy.deepcopy(self.tasks[task.key])
+        await self.add_task(task=task)
+        return None
+
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         task = self.tasks.get(key)
         if task is None:

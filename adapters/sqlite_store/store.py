@@ -23,6 +23,7 @@ BY_TASK = "id_team_agent = ? AND id_task = ?"
 GET_TASK = f"SELECT {TASK} FROM tasks WHERE {BY_TASK}"
 GET_THREADS = f"SELECT {THREAD} FROM threads WHERE {BY_TASK} ORDER BY seq"
 INSERT_TASK = f"INSERT INTO tasks ({TASK}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_TASK_IF_NEW = INSERT_TASK + " ON CONFLICT DO NOTHING"
 INSERT_THREAD = f"INSERT INTO threads ({THREAD}) VALUES ({', '.join('?' * len(codec.THREAD_COLUMNS))})"
 TOUCH_TASK = f"UPDATE tasks SET updated_us = ? WHERE {BY_TASK}"
 LAST_SEQ = f"SELECT max(seq) FROM threads WHERE {BY_TASK}"
@@ -49,6 +50,19 @@ class SqliteTaskStore:
             await self._db.write(op)
         except sqlite3.IntegrityError:
             raise TaskExists() from None
+
+    async def add_task_or_get(self, *, task: Task) -> Task | None:
+        row = codec.task_values(task)
+        rows = [codec.thread_values(task.key, seq, t, row[-1]) for seq, t in enumerate(task.threads, 1)]
+
+        def op(conn: sqlite3.Connection) -> Task | None:
+            if conn.execute(INSERT_TASK_IF_NEW, row).rowcount == 0:
+                return _load(conn, task.key, True)
+            if rows:
+                conn.executemany(INSERT_THREAD, rows)
+            return None
+
+        return await self._db.write(op)
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         return await self._db.read(lambda conn: _load(conn, key, include_content))

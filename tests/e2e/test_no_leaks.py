@@ -26,6 +26,11 @@ class BrokenStore(FakeTaskStore):
             raise RuntimeError(SECRET)
         return await super().get_task(key=key, include_content=include_content)
 
+    async def add_task_or_get(self, *, task: Task) -> Task | None:
+        if task.id_task.startswith("boom"):
+            raise RuntimeError(SECRET)
+        return await super().add_task_or_get(task=task)
+
 
 def assert_clean(text: str) -> None:
     for leak in LEAKS:

@@ -67,6 +67,44 @@ async def test_keys_are_unique(store: TaskStore) -> None:
         await store.add_task(task=make_task())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_add_or_get_stores_a_new_task_or_returns_the_one_holding_the_key(store: TaskStore, threads: int) -> None:
+    assert await store.add_task_or_get(task=make_task(threads=threads)) is None
+    stored = await store.get_task(key=TaskKey("agent", "t1"))
+    assert stored is not None and [t.request.text for t in stored.threads] == [f"message {i}" for i in range(threads)]
+
+    other = replace(make_task(threads=1), id_team="other-team", title="Other")
+    other.threads = [Thread("th-other", make_request("other message", team="other-team"))]
+    existing = await store.add_task_or_get(task=other)
+
+    assert existing is not None
+    assert (existing.id_team, existing.title) == ("team", "A title")
+    assert [t.id_thread for t in existing.threads] == [t.id_thread for t in stored.threads]
+    assert existing.threads[0].request.attachments == stored.threads[0].request.attachments
+    after = await store.get_task(key=TaskKey("agent", "t1"))
+    assert after is not None and [t.id_thread for t in after.threads] == [t.id_thread for t in stored.threads]
+
+
+async def test_add_or_get_of_a_task_without_threads(store: TaskStore) -> None:
+    assert await store.add_task_or_get(task=make_task(threads=0)) is None
+    existing = await store.add_task_or_get(task=make_task(threads=1))
+    assert existing is not None and existing.threads == []
+
+
+async def test_concurrent_add_or_get_stores_one_task(store: TaskStore) -> None:
+    tasks = [replace(make_task(threads=1), title=f"title {i}") for i in range(8)]
+    for i, task in enumerate(tasks):
+        task.threads = [Thread(f"th-{i}", make_request(f"m{i}"))]
+    results = await asyncio.gather(*(store.add_task_or_get(task=task) for task in tasks))
+
+    assert sum(result is None for result in results) == 1
+    winner = tasks[results.index(None)]
+    assert all(
+        r is None or (r.title, [t.id_thread for t in r.threads]) == (winner.title, [winner.threads[0].id_thread])
+        for r in results
+    )
+
+
 async def test_unknown_tasks_are_none(store: TaskStore) -> None:
     await store.add_task(task=make_task())
     assert await store.get_task(key=TaskKey("other-agent", "t1")) is None

@@ -12,7 +12,9 @@ from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
 
 
 class World:
-    def __init__(self, persist_interval_s: float = 0.05, persist_max_per_s: float = 100.0) -> None:
+    def __init__(
+        self, persist_interval_s: float = 0.05, persist_max_per_s: float = 100.0, double_text: str = "reject"
+    ) -> None:
         self.store = FakeTaskStore()
         self.blobs = FakeBlobStore()
         self.llm = ScriptedLLM()
@@ -24,6 +26,7 @@ class World:
             registry=self.registry,
             persist_interval_s=persist_interval_s,
             persist_max_per_s=persist_max_per_s,
+            double_text=double_text,
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 

@@ -144,6 +144,23 @@ async def test_a_task_of_another_team_is_not_found(world: World) -> None:
     assert len(world.store.tasks[run.key].threads) == 1
 
 
+@pytest.mark.parametrize("double_text", ["reject", "interrupt"])
+async def test_a_busy_task_of_another_team_is_not_found_and_keeps_running(double_text: str) -> None:
+    world = World(double_text=double_text)
+    world.llm.gate = asyncio.Event()
+    world.llm.script = [TextChunk("x")]
+    run, _ = await world.conversation.start(request())
+
+    with pytest.raises(TaskNotFound):
+        await world.conversation.start(request("intrusion", id_team="intruder"))
+
+    assert run.interrupt_reason is None
+    assert await world.registry.active(key=run.key) == run.id_run
+    world.llm.gate.set()
+    await run.done.wait()
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["hello world"]
+
+
 async def test_history_goes_to_the_model(world: World) -> None:
     world.llm.script = [TextChunk("a")]
     first, _ = await world.conversation.start(request("first"))
@@ -249,7 +266,8 @@ async def test_drain_interrupts_what_does_not_end_in_time(world: World) -> None:
 
 
 def miss_the_first_read(world: World) -> None:
-    """The store answers "no such task" once, as if POST /tasks created it right after that read."""
+    """The store answers "no such task" once, as if POST /tasks created it right after that read: whatever
+    the start reads first, the message must land in the task that holds the key."""
     real_get = world.store.get_task
     calls = 0
 
