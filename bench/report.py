@@ -290,8 +290,11 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
             "",
             f"Streams start spread evenly over {scale['s2_ramp_s']} s (so that all are open at once for most of the"
             f" run), from {scale['s2_clients']} load-generator process(es). *Lateness* = time from the request to"
-            f" `[DONE]` minus the schedule ({scale['s2_chunks']} x {scale['s2_delay_ms']} ms); the echo model's own"
-            " `asyncio.sleep` drift is in the floor's too. *Stream lateness* starts the clock at `started` instead.",
+            f" `[DONE]` minus the schedule ({scale['s2_chunks']} x {scale['s2_delay_ms']} ms). The echo model and the"
+            " floor keep their own clock, as a model's stream does (chunk i is due i x the delay after the first,"
+            " however late the server took the one before), so lateness is how late the server delivers, not"
+            " drift it added to the model's pace (runs before 2026-11-25 17:00 slept the delay after each chunk,"
+            " which added every late wake-up to the schedule). *Stream lateness* starts the clock at `started`.",
             "",
             *_table(
                 dbs,
