@@ -69,6 +69,7 @@ class MultipartForm:
                 parser = parser or self._parser(boundary)
                 parser.write(bytes(small))
                 parser.finalize()
+            await self._apply()
         except FormError:
             raise
         except Exception as error:

@@ -64,24 +64,29 @@ class EventStream(Response):
         current = asyncio.current_task()
         assert current is not None
         pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
-        waiting = True
+        waiting, woken, gone = True, False, False
 
         def pumped(task: asyncio.Task[None]) -> None:
+            nonlocal woken
             if waiting and (task.cancelled() or task.exception() is not None):
-                current.cancel()  # the response is not complete: stop waiting for the client
+                woken = True  # the response is not complete: stop waiting for the client
+                current.cancel()
 
         pump.add_done_callback(pumped)
         try:
             await _until_disconnect(receive)
         except asyncio.CancelledError:
-            if not pump.done() or current.uncancel() > 0:
+            if not woken or current.uncancel() > 0:  # (also) cancelled from outside
                 raise
         finally:
             waiting = False
             if not pump.done():
+                gone = True
                 pump.cancel()
                 await asyncio.wait([pump])
-        if pump.cancelled():
+            if not pump.cancelled():
+                pump.exception()  # retrieved: raised below, or dropped with this task's own cancellation
+        if gone or pump.cancelled():
             if self._on_disconnect is not None:
                 await self._on_disconnect()
             return

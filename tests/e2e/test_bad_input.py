@@ -67,6 +67,28 @@ CASES: dict[str, tuple[Any, str | None, str]] = {
         None,
         "",
     ),
+    "a part header longer than the parser takes": (
+        lambda r, a: {
+            "content": multipart(
+                b'Content-Disposition: form-data; name="text"; pad="' + b"a" * 5000 + b'"\r\n\r\nhi', *raw_fields(r, a)
+            ),
+            "headers": MULTIPART,
+        },
+        None,
+        "malformed",
+    ),
+    "a part header longer than the parser takes, in a large body": (
+        lambda r, a: {
+            "content": multipart(
+                b'Content-Disposition: form-data; name="text"; pad="' + b"a" * 5000 + b'"\r\n\r\nhi',
+                *raw_fields(r, a, id_team=b"team-1"),
+                field(b"id_task", b"x" * 70_000),
+            ),
+            "headers": MULTIPART,
+        },
+        None,
+        "malformed",
+    ),
     "invalid utf-8 value": (
         lambda r, a: {"content": multipart(*raw_fields(r, a, text=b"caf\xe9")), "headers": MULTIPART},
         "text",

@@ -92,8 +92,15 @@ def test_header_case_spaces_and_a_missing_name_are_read_as_the_parser_reads_them
         ),
         canonical([("text", b"hi")]).replace(b"--" + BOUNDARY + b"--", b"--" + BOUNDARY),  # no closing boundary
         canonical([("text", b"hi")]) + b"\r\n",
+        canonical([("text", b"hi")]).replace(b'name="text"', b'name="text"; pad="' + b"a" * 4300 + b'"'),
         b"",
     ],
 )
 def test_anything_else_is_left_to_the_parser(body: bytes) -> None:
     assert plain_part_events(body, BOUNDARY) is None
+
+
+def test_a_boundary_longer_than_the_parser_takes_is_left_to_it() -> None:
+    boundary = b"b" * 300
+    body = b"--" + boundary + b'\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--' + boundary + b"--\r\n"
+    assert plain_part_events(body, boundary) is None
