@@ -13,7 +13,7 @@ from application.clock import new_id, new_run_id, utcnow
 from application.reply import ReplyBuilder
 from application.run import LiveRun, Runner
 from application.titles import fallback_title
-from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskNotFound
+from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
 from domain.events import (
     Started,
 )
@@ -71,54 +71,40 @@ class Conversation:
     async def start(self, request: MessageRequest) -> tuple[LiveRun, Started]:
         """Store the request write-ahead and start the reply. Raise TaskNotFound or TaskBusy first.
 
-        With the `interrupt` double-text policy a running reply of the task is stopped first.
+        The task is read and its team checked before its run is claimed: a request of another team never
+        holds, delays or interrupts the task's runs. With the `interrupt` double-text policy a running reply of
+        the task is stopped first.
         """
         if not self._accepting:
             raise ShuttingDown()
-        if not request.id_task:
-            request.id_task = new_id()
+        fresh = not request.id_task
+        if fresh:
+            request.id_task = new_id()  # unguessable and unused: there is nothing to read
         key = request.key
+        task = None if fresh else await self._store.get_task(key=key)
+        _check_team(task, request)
         run = LiveRun(key, new_run_id(), "", request, [], ReplyBuilder(request, self._now()))
+        interrupted = await self._claim(run)
         try:
-            await self._registry.open(key=key, id_run=run.id_run, on_interrupt=run.interrupt)
-        except TaskBusy:
-            await self._start_busy(run)
-        else:
-            try:
-                # one round trip when the task is new: stored with the request as its first thread
-                task = await self._store.add_task_or_get(task=self._new_task(run))
-                if task is None:
-                    self.spawn_title(key, request.text, fallback_title(request.text))
-                elif task.id_team != request.id_team:
-                    raise TaskNotFound()
-                else:
-                    await self._write_ahead(task, run)
-            except BaseException:
-                await self._registry.close(key=key, id_run=run.id_run)
-                raise
-        self._live[key] = run
-        started = Started(
-            id_team_agent=request.id_team_agent,
-            id_team=request.id_team,
-            id_task=request.id_task,
-            created_at=run.builder.created_at,
-        )
-        await self._runner.publish(run, started)
+            if interrupted:  # the task as the interrupted run left it
+                task = await self._store.get_task(key=key)
+                _check_team(task, request)
+            await self._write_ahead(task, run)
+            self._live[key] = run
+            started = Started(
+                id_team_agent=request.id_team_agent,
+                id_team=request.id_team,
+                id_task=request.id_task,
+                created_at=run.builder.created_at,
+            )
+            await self._runner.publish(run, started)
+        except BaseException:
+            if self._live.get(key) is run:
+                del self._live[key]
+            await self._registry.close(key=key, id_run=run.id_run)
+            raise
         self._spawn(self._run(run))
         return run, started
-
-    async def _start_busy(self, run: LiveRun) -> None:
-        """The task has a running reply: another team's task is not found; else the double-text policy."""
-        task = await self._store.get_task(key=run.key)
-        if task is not None and task.id_team != run.request.id_team:
-            raise TaskNotFound()
-        if await self._claim(run):
-            task = await self._store.get_task(key=run.key)
-        try:
-            await self._write_ahead(task, run)
-        except BaseException:
-            await self._registry.close(key=run.key, id_run=run.id_run)
-            raise
 
     async def _run(self, run: LiveRun) -> None:
         try:
@@ -135,6 +121,8 @@ class Conversation:
         except TaskBusy:
             if self._double_text != "interrupt":
                 raise
+        # the task read before may predate the running one: only its own team may interrupt it
+        _check_team(await self._store.get_task(key=run.key, include_content=False), run.request)
         with contextlib.suppress(NoActiveRun):
             await self._registry.interrupt(key=run.key, reason="replaced by a newer message")
         try:
@@ -165,12 +153,14 @@ class Conversation:
         request = run.request
         placeholder = run.builder.snapshot()
         if task is None:
-            task = await self._store.add_task_or_get(task=self._new_task(run))
+            try:  # one round trip: the task is stored with this request, or was created meanwhile
+                task = await self._store.add_task_or_get(task=self._new_task(run))
+            except TaskExists:  # created and deleted meanwhile, more than once
+                raise TaskNotFound() from None
             if task is None:
                 self.spawn_title(run.key, request.text, fallback_title(request.text))
                 return
-            if task.id_team != request.id_team:  # created meanwhile by POST /tasks of another team
-                raise TaskNotFound()
+            _check_team(task, request)  # created meanwhile, by POST /tasks
         pending = _pending_thread(task, request)
         if pending is not None:
             run.id_thread, run.request = pending.id_thread, pending.request
@@ -217,6 +207,12 @@ class Conversation:
         pending = [t for t in self._background if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=max(grace_s, 5.0))
+
+
+def _check_team(task: Task | None, request: MessageRequest) -> None:
+    """Another team's task is not found (its existence is not revealed)."""
+    if task is not None and task.id_team != request.id_team:
+        raise TaskNotFound()
 
 
 def _pending_thread(task: Task, request: MessageRequest) -> Thread | None:

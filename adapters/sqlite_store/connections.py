@@ -85,6 +85,8 @@ def _deliver(
 def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
     if future.done():
         return
+    if isinstance(error, StopIteration):  # a future refuses it (it would end the awaiting coroutine)
+        error = RuntimeError(f"the store call raised {error!r}")
     if error is not None:
         future.set_exception(error)
     else:
@@ -157,17 +159,19 @@ class SqliteConnections:
         self._committing.add_done_callback(functools.partial(self._committed, batch))
 
     def _committed(self, batch: list[tuple[Op[Any], asyncio.Future[Any]]], done: asyncio.Future[Any]) -> None:
-        try:
-            outcomes = done.result()
-        except BaseException as error:  # the transaction failed as a whole (or its thread was stopped)
-            failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
-            outcomes = [(_batch_failed(failure), None) for _ in batch]
-        for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
-            _settle(future, failure, result)
         self._committing = None
-        if self._queue:
-            self._commit_next()
-        self._maybe_checkpoint()
+        try:
+            try:
+                outcomes = done.result()
+            except BaseException as error:  # the transaction failed as a whole (or its thread was stopped)
+                failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
+                outcomes = [(_batch_failed(failure), None) for _ in batch]
+            for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
+                _settle(future, failure, result)
+        finally:  # whatever happened to this batch, the next one goes
+            if self._queue:
+                self._commit_next()
+            self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
         now = time.monotonic()

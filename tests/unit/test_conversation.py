@@ -161,6 +161,47 @@ async def test_a_busy_task_of_another_team_is_not_found_and_keeps_running(double
     assert [t.request.text for t in world.store.tasks[run.key].threads] == ["hello world"]
 
 
+async def test_a_request_of_another_team_never_holds_the_task_meanwhile(world: World) -> None:
+    first, _ = await world.conversation.start(request("mine"))
+    await first.done.wait()
+    gate, store = asyncio.Event(), world.store
+    for name in ("get_task", "add_task_or_get"):  # every store call of the intruder is slow
+
+        async def slow_for_the_intruder(_real=getattr(store, name), **kwargs):  # type: ignore[no-untyped-def]
+            task = asyncio.current_task()
+            if task is not None and task.get_name() == "intruder":
+                await gate.wait()
+            return await _real(**kwargs)
+
+        setattr(store, name, slow_for_the_intruder)
+    intruder = asyncio.create_task(world.conversation.start(request("let me in", id_team="x")), name="intruder")
+    await asyncio.sleep(0.01)
+
+    second, _ = await world.conversation.start(request("mine again"))
+    gate.set()
+    with pytest.raises(TaskNotFound):
+        await intruder
+    await second.done.wait()
+    assert [t.request.text for t in world.store.tasks[second.key].threads] == ["mine", "mine again"]
+
+
+async def test_another_team_that_read_before_the_task_existed_cannot_interrupt_it() -> None:
+    world = World(double_text="interrupt")
+    world.llm.gate = asyncio.Event()
+    world.llm.script = [TextChunk("x")]
+    run, _ = await world.conversation.start(request())  # the owner's run, holding the task
+    miss_the_first_read(world)  # as if the intruder had read before the task was created
+    intruder = request("let me in", id_team="x")
+
+    with pytest.raises(TaskNotFound):
+        await world.conversation.start(intruder)
+
+    assert run.interrupt_reason is None
+    world.llm.gate.set()
+    await run.done.wait()
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["hello world"]
+
+
 async def test_history_goes_to_the_model(world: World) -> None:
     world.llm.script = [TextChunk("a")]
     first, _ = await world.conversation.start(request("first"))
