@@ -135,9 +135,15 @@ class SqliteConnections:
         if self._closed:
             raise StoreClosed()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        entry = (op, future)
+        self._queue.append(entry)
         if self._committing is None:
-            self._commit_next()
+            try:
+                self._commit_next()
+            except BaseException:  # no writer thread: nothing of this call may be committed later
+                if entry in self._queue:
+                    self._queue.remove(entry)
+                raise
         return await future
 
     async def close(self) -> None:
