@@ -97,7 +97,7 @@ class AsyncpgTaskStore:
 
     async def add_task_or_get(self, *, task: Task) -> Task | None:
         if len(task.threads) != 1:
-            return await self._add_or_get_in_steps(task)
+            return await codec.add_or_get_in_steps(self, task)
         row = codec.task_values(task)
         thread = codec.thread_values(task.key, 1, task.threads[0], row[-1])
         async with self._connection() as conn:
@@ -108,16 +108,6 @@ class AsyncpgTaskStore:
                 if rows[0]["id_task"] is not None:
                     return _task_from_rows(rows, skip=1)
                 if (existing := await _load(conn, task.key, True)) is not None:
-                    return existing
-        raise TaskExists()
-
-    async def _add_or_get_in_steps(self, task: Task) -> Task | None:
-        for _ in range(codec.ADD_OR_GET_TRIES):
-            try:
-                await self.add_task(task=task)
-                return None
-            except TaskExists:
-                if (existing := await self.get_task(key=task.key)) is not None:
                     return existing
         raise TaskExists()
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import orjson
 
+from domain.errors import TaskExists
 from domain.model import (
     Attachment,
     AttachmentKind,
@@ -20,9 +21,24 @@ from domain.model import (
     Thread,
     Usage,
 )
+from domain.ports import TaskStore
 
 ADD_OR_GET_TRIES = 3
 """`add_task_or_get` where it takes two steps: each retry means the task was deleted between them."""
+
+
+async def add_or_get_in_steps(store: TaskStore, task: Task) -> Task | None:
+    """`add_task_or_get` as an insert, then (if the key is taken) a read."""
+    for _ in range(ADD_OR_GET_TRIES):
+        try:
+            await store.add_task(task=task)
+            return None
+        except TaskExists:
+            if (existing := await store.get_task(key=task.key)) is not None:
+                return existing
+    raise TaskExists()
+
+
 TASK_COLUMNS = ("id_team_agent", "id_task", "id_team", "title", "driver", "created_us", "updated_us")
 THREAD_COLUMNS = (
     "id_team_agent",

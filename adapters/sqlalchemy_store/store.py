@@ -56,14 +56,7 @@ class SqlAlchemyTaskStore:
             raise TaskExists() from None
 
     async def add_task_or_get(self, *, task: Task) -> Task | None:
-        for _ in range(codec.ADD_OR_GET_TRIES):
-            try:
-                await self.add_task(task=task)
-                return None
-            except TaskExists:
-                if (existing := await self.get_task(key=task.key)) is not None:
-                    return existing
-        raise TaskExists()
+        return await codec.add_or_get_in_steps(self, task)
 
     async def get_task(self, *, key: TaskKey, include_content: bool = True) -> Task | None:
         async with self._db.reader.connect() as conn:
