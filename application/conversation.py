@@ -20,6 +20,7 @@ from domain.events import (
 from domain.model import (
     Driver,
     MessageRequest,
+    MessageResponse,
     Task,
     TaskKey,
     Thread,
@@ -135,8 +136,8 @@ class Conversation:
         await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
         return True
 
-    def _new_task(self, run: LiveRun) -> Task:
-        request, placeholder = run.request, run.builder.snapshot()
+    def _new_task(self, run: LiveRun, placeholder: MessageResponse) -> Task:
+        request = run.request
         run.id_thread = new_id()
         return Task(
             id_team_agent=request.id_team_agent,
@@ -154,7 +155,7 @@ class Conversation:
         placeholder = run.builder.snapshot()
         if task is None:
             try:  # one round trip: the task is stored with this request, or was created meanwhile
-                task = await self._store.add_task_or_get(task=self._new_task(run))
+                task = await self._store.add_task_or_get(task=self._new_task(run, placeholder))
             except TaskExists:  # created and deleted meanwhile, more than once
                 raise TaskNotFound() from None
             if task is None:
