@@ -62,19 +62,19 @@ class MultipartForm:
                     small.clear()
                 parser.write(chunk)
                 await self._apply()
-            events = plain_part_events(bytes(small), boundary) if parser is None else None
+            rest = bytes(small)
+            events = plain_part_events(rest, boundary) if parser is None else None
             if events is not None:
                 self._ops = events
             else:
                 parser = parser or self._parser(boundary)
-                parser.write(bytes(small))
+                parser.write(rest)
                 parser.finalize()
             await self._apply()
         except FormError:
             raise
         except Exception as error:
             raise FormError(400, None, "malformed multipart body") from error
-        await self._apply()
         if not self._finished:
             raise FormError(400, None, "malformed multipart body: it ends before its closing boundary")
         if self._parked and not self.fields.get("id_task"):
