@@ -4,10 +4,10 @@ to logs, and the server's own send in the scope for event streams (`BODY_SEND`).
 from __future__ import annotations
 
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from application.clock import random_bytes
 from entrypoints.sse import BODY_SEND
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -30,7 +30,7 @@ class RequestIdMiddleware:
             return
         scope[BODY_SEND] = send
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _SAFE.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if _SAFE.fullmatch(given) else random_bytes(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 
