@@ -16,6 +16,7 @@ from entrypoints.failsafe import InternalErrorMiddleware
 from entrypoints.middleware import RequestIdMiddleware
 from entrypoints.ratelimit import RateLimitMiddleware
 from entrypoints.routes import ROUTERS
+from entrypoints.routes.messages import bare_routes
 from entrypoints.routes.openapi import error_responses
 from entrypoints.settings import Settings
 
@@ -50,6 +51,7 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
         app.include_router(router, responses=error_responses())
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX, include_in_schema=False)
+    app.router.routes[:0] = bare_routes(["", API_PREFIX])
     app.add_middleware(InternalErrorMiddleware)
     # a layer that would only pass every request on is left out: each costs a coroutine per request and
     # a few objects per open stream

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from domain.errors import InvalidInput, NoActiveRun
 from domain.model import Attachment, MessageRequest, is_valid_id
@@ -117,3 +119,21 @@ async def post_message(request: Request, services: ServicesDep) -> Response:
         keepalive_s=services.keepalive_s,
         on_disconnect=interrupt_on_disconnect,
     )
+
+
+class PostMessageApp:
+    """`post_message` as a bare ASGI app, routed ahead of its FastAPI route (which stays for the docs).
+
+    The endpoint takes only the request and the app's services, so FastAPI's per-request work (solving
+    dependencies, the exit stacks, the route's own exception wrapper) buys it nothing; errors still reach
+    the app's exception handlers, which sit outside the router.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await post_message(request, request.app.state.services)
+        await response(scope, receive, send)
+
+
+def bare_routes(prefixes: Sequence[str]) -> list[Route]:
+    return [Route(f"{prefix}/messages", PostMessageApp(), methods=["POST"]) for prefix in prefixes]
