@@ -29,8 +29,8 @@ def random_bytes(n: int) -> bytes:
 
 
 def _drop_pool() -> None:
-    global _pool, _used
-    _pool, _used = b"", 0
+    global _pool, _used, _pool_lock
+    _pool, _used, _pool_lock = b"", 0, threading.Lock()  # the lock too: a thread may have held it at the fork
 
 
 # a forked child must not hand out the bytes its parent hands out too

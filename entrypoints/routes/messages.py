@@ -126,7 +126,8 @@ class PostMessageApp:
 
     The endpoint takes only the request and the app's services, so FastAPI's per-request work (solving
     dependencies, the exit stacks, the route's own exception wrapper) buys it nothing; errors still reach
-    the app's exception handlers, which sit outside the router.
+    the app's exception handlers, which sit outside the router. What only FastAPI's routing applies does not
+    reach it: `dependency_overrides`, router-level limits, and the telemetry spans of dependencies and endpoint.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

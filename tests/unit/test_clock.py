@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 import warnings
 
+from application import clock
 from application.clock import new_id, new_run_id, random_bytes
 
 
@@ -24,17 +27,20 @@ def test_a_draw_larger_than_the_pool_is_served_whole() -> None:
     assert random_bytes(4) != random_bytes(4)
 
 
-def test_a_forked_child_does_not_repeat_its_parents_bytes() -> None:
+def test_a_forked_child_draws_bytes_of_its_own_even_if_the_pool_was_locked_at_the_fork() -> None:
     random_bytes(1)  # the pool is filled before the fork
     read, write = os.pipe()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), clock._pool_lock:  # as if another thread were drawing at that moment
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+): the child only draws
         pid = os.fork()
-    if pid == 0:
-        os.write(write, random_bytes(32))
-        os._exit(0)
+        if pid == 0:
+            os.write(write, random_bytes(32))
+            os._exit(0)
     os.close(write)
-    child = os.read(read, 64)
+    ready, _, _ = select.select([read], [], [], 10)
+    child = os.read(read, 64) if ready else b""
     os.close(read)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     assert len(child) == 32 and child != random_bytes(32)
