@@ -40,6 +40,8 @@ class _Run:
     def since(self, after: int) -> list[tuple[int, bytes]]:
         start = min(max(after - self.first_seq + 1, 0), self.count())
         if not self.packed:
+            if start == len(self.frames) - 1:  # a follower that keeps up: the newest event alone
+                return [(self.first_seq + start, self.frames[start])]
             return [(seq, frame) for seq, frame in enumerate(self.frames[start:], self.first_seq + start)]
         ends, begin = self.ends, self.ends[start - 1] if start else 0
         found = []

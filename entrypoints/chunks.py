@@ -12,6 +12,8 @@ PING = b": ping\n\n"
 
 def frames(id_run: str, events: list[tuple[int, bytes]]) -> bytes:
     """Each event as `id: <run>:<seq>` then `data: <compact JSON>` (JSON escapes newlines: one data line)."""
+    if len(events) == 1:
+        return b"id: %b:%d\ndata: %b\n\n" % (id_run.encode(), events[0][0], events[0][1])
     head = b"id: " + id_run.encode() + b":"
     parts: list[bytes] = []
     for seq, data in events:

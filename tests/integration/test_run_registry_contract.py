@@ -114,6 +114,8 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
         [(4, TextChunk("w4")), (5, TextChunk("w5"))],
         False,
     )
+    assert await read(pair.b, key=KEY, id_run="r1", after=4, timeout=0) == ([(5, TextChunk("w5"))], False)
+    assert await read(pair.b, key=KEY, id_run="r1", after=5, timeout=0) == ([], False)
 
     await pair.a.publish(key=KEY, id_run="r1", seq=6, event=Finished())
     await pair.a.close(key=KEY, id_run="r1")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from entrypoints.chunks import frames
 from entrypoints.sse import EventStream
 
 
@@ -106,3 +107,11 @@ async def test_a_cancellation_as_the_response_completes_is_not_swallowed() -> No
     task = stream("end", server, gone)
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_one_event_is_framed_as_a_batch_of_one_would_be() -> None:
+    events = [(7, b'{"event":"text-chunk","content":" a"}'), (8, b'{"event":"finished"}')]
+    batch = frames("3f9c0a1b22de", events)
+    one_by_one = b"".join(frames("3f9c0a1b22de", [event]) for event in events)
+    assert batch == one_by_one
+    assert batch.startswith(b'id: 3f9c0a1b22de:7\ndata: {"event":"text-chunk","content":" a"}\n\nid: 3f9c0a1b22de:8\n')
