@@ -14,6 +14,7 @@ from adapters import event_codec
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
 from domain.events import MessageChunk
 from domain.model import TaskKey
+from domain.ports import EventSink
 
 SWEEP_S = 0.25
 MIN_KEEP_S = 30.0
@@ -30,6 +31,7 @@ class _Run:
     first_seq: int = 1
     closed: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    sinks: list[tuple[EventSink, asyncio.Future[None]]] = field(default_factory=list)
     # once closed, the frames packed in one buffer with their end offsets: ~40 B less per event kept
     packed: bytes = b""
     ends: array[int] = field(default_factory=lambda: array("Q"))
@@ -61,6 +63,19 @@ class _Run:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def push(self, seq: int, frame: bytes) -> None:
+        for sink, attached in list(self.sinks):
+            try:
+                kept = sink(seq, frame)
+            except Exception as error:  # the follower's failure, not the run's
+                kept = False
+                if not attached.done():
+                    attached.set_exception(error)
+            if not kept:
+                self.sinks.remove((sink, attached))
+                if not attached.done():
+                    attached.set_result(None)
+
 
 class InMemoryRunRegistry:
     """One process's runs. Ended runs stay readable for `keep_s` seconds, at most `max_kept` of them."""
@@ -87,7 +102,10 @@ class InMemoryRunRegistry:
             return
         if not run.frames:
             run.first_seq = seq
-        run.frames.append(event_codec.dumps(event))
+        frame = event_codec.dumps(event)
+        run.frames.append(frame)
+        if run.sinks:
+            run.push(seq, frame)
         run.wake()
 
     async def close(self, *, key: TaskKey, id_run: str) -> None:
@@ -98,6 +116,10 @@ class InMemoryRunRegistry:
             run.closed = True
             run.pack()
             run.wake()
+            for _, attached in run.sinks:
+                if not attached.done():
+                    attached.set_result(None)
+            run.sinks.clear()
             self._ended[id_run] = time.monotonic()
         self._prune()
 
@@ -130,6 +152,28 @@ class InMemoryRunRegistry:
         finally:
             self._deadlines.pop(waiter, None)
         return run.since(after), run.closed
+
+    async def push_encoded(self, *, key: TaskKey, id_run: str, after: int, timeout: float, sink: EventSink) -> bool:
+        run = self._runs.get(id_run)
+        if run is None or (run.key is not key and run.key != key):
+            raise UnknownEventId()
+        if after - run.first_seq + 1 < run.count() or run.closed or timeout <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        attached = loop.create_future()
+        entry = (sink, attached)
+        run.sinks.append(entry)
+        self._deadlines[attached] = loop.time() + timeout
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(SWEEP_S, self._sweep, loop)
+        try:
+            await attached
+        finally:
+            self._deadlines.pop(attached, None)
+            if entry in run.sinks:
+                run.sinks.remove(entry)
+        return True
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()

@@ -25,6 +25,7 @@ from adapters import event_codec, redis_scripts
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
 from domain.events import Interrupted, MessageChunk
 from domain.model import TaskKey
+from domain.ports import EventSink
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,10 @@ class RedisRunRegistry:
         if not entries and timeout > 0:
             entries = await self._wait(stream, after, timeout)
         return _events(entries, after)
+
+    async def push_encoded(self, *, key: TaskKey, id_run: str, after: int, timeout: float, sink: EventSink) -> bool:
+        """Never: another replica's events come through Redis, and followers read them."""
+        return False
 
     async def _wait(self, stream: str, after: int, timeout: float) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """XREAD BLOCK in slices shorter than the client's socket timeout (redis-py's default is 5 s)."""

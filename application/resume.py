@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from application.replay import replay
 from domain.errors import InvalidInput, NoActiveRun, TaskNotFound, UnknownEventId
 from domain.events import MessageChunk
 from domain.model import TaskKey
-from domain.ports import BlobStore, RunRegistry, TaskStore
+from domain.ports import BlobStore, EventSink, RunRegistry, TaskStore
 
 Events = tuple[list[tuple[int, bytes]], bool]
 _EVENT_ID = re.compile(r"^([0-9a-z]{1,64}):(\d{1,9})$")
@@ -24,8 +24,11 @@ def parse_event_id(value: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-async def _ready(events: Events) -> Events:
-    return events
+_T = TypeVar("_T")
+
+
+async def _ready(value: _T) -> _T:
+    return value
 
 
 class EventSource(Protocol):
@@ -36,6 +39,10 @@ class EventSource(Protocol):
 
     def read(self, *, after: int, timeout: float) -> Awaitable[Events]:
         """Events after seq `after`, each as the contract's JSON, and whether the run ended with them."""
+        ...
+
+    def push(self, *, after: int, timeout: float, sink: EventSink) -> Awaitable[bool]:
+        """Hand new events to `sink` as they come, if the source can (see `RunRegistry.push_encoded`)."""
         ...
 
 
@@ -49,6 +56,9 @@ class LiveSource:
         # the registry's own coroutine, not a wrapper: a follower resumes through one frame less per event
         return self.registry.read_encoded(key=self.key, id_run=self.id_run, after=after, timeout=timeout)
 
+    def push(self, *, after: int, timeout: float, sink: EventSink) -> Awaitable[bool]:
+        return self.registry.push_encoded(key=self.key, id_run=self.id_run, after=after, timeout=timeout, sink=sink)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredSource:
@@ -57,6 +67,9 @@ class StoredSource:
 
     def read(self, *, after: int, timeout: float) -> Awaitable[Events]:
         return _ready(([(seq, event) for seq, event in self.events if seq > after], True))
+
+    def push(self, *, after: int, timeout: float, sink: EventSink) -> Awaitable[bool]:
+        return _ready(False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,10 @@ class BlobStore(Protocol):
     async def delete(self, *, id_team_agent: str, id_file: str) -> None: ...
 
 
+EventSink = Callable[[int, bytes], bool]
+"""Takes one event (seq, contract JSON) as it is published; False once it cannot take the next one now."""
+
+
 class RunRegistry(Protocol):
     """Live runs: one per task at a time, their events buffered for followers, interrupts delivered."""
 
@@ -145,6 +149,17 @@ class RunRegistry(Protocol):
 
         Returns (events, ended): `ended` once the run closed and every event was returned.
         Raise `UnknownEventId` if the run is not (or no longer) buffered here.
+        """
+        ...
+
+    async def push_encoded(self, *, key: TaskKey, id_run: str, after: int, timeout: float, sink: EventSink) -> bool:
+        """Hand each event of `id_run` to `sink` as it is published, from inside `publish`, while `sink` takes
+        them, until the run closes or about `timeout` passes. For a follower that keeps up, this spares it a
+        wake-up per event.
+
+        Return False at once, having pushed nothing, if there is anything after `after` to read first, the run
+        has ended, or this registry does not push (the follower then reads); else True when the push stops.
+        Raise `UnknownEventId` as `read_encoded` does.
         """
         ...
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -95,13 +96,39 @@ class EventStream(Response):
 
     async def _pump(self, send: Send) -> None:
         cursor, id_run = self._after, self._source.id_run
+        waiting: tuple[Generator[Any, None, None], Any] | None = None
+        failure: BaseException | None = None
+
+        def push(seq: int, data: bytes) -> bool:
+            # Called by the run as it publishes: the frame is written in its task, with no wake-up of this one.
+            # A send that has to wait (a slow client) is left for this task to finish before it writes more.
+            nonlocal cursor, waiting, failure
+            cursor = seq
+            message = {"type": "http.response.body", "body": frames(id_run, [(seq, data)]), "more_body": True}
+            write = send(message).__await__()
+            try:
+                waiting = (write, write.send(None))
+            except StopIteration:
+                return True
+            except BaseException as error:
+                failure = error
+            return False
+
         while True:
             try:
-                events, ended = await self._source.read(after=cursor, timeout=self._keepalive)
+                pushed = await self._source.push(after=cursor, timeout=self._keepalive, sink=push)
+                if failure is None and waiting is None:
+                    events, ended = await self._source.read(after=cursor, timeout=0 if pushed else self._keepalive)
             except Exception:
                 log.exception("lost the events of run %s after %d", id_run, cursor)
                 await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
                 return
+            if failure is not None:
+                raise failure
+            if waiting is not None:
+                await _finish(*waiting)
+                waiting = None
+                continue
             if events:
                 cursor = events[-1][0]
                 body = frames(id_run, events)
@@ -111,6 +138,22 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": body + DONE, "more_body": False})
                 return
             await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _finish(write: Generator[Any, None, None], waiting_on: Any) -> None:
+    """Drive a send that stopped to wait (on a future, or a bare yield) to its end, as its task would have."""
+    try:
+        while True:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([waiting_on])
+            waiting_on = write.send(None)
+    except StopIteration:
+        return
+    except BaseException:
+        write.close()
+        raise
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from adapters import event_codec
 from adapters.memory_runs import InMemoryRunRegistry
 from adapters.redis_runs import LEASE_LOST, RedisRunRegistry
 from domain.errors import NoActiveRun, TaskBusy, UnknownEventId
@@ -127,6 +128,38 @@ async def test_events_read_in_order_from_after_a_seq_then_ended(pair: Pair) -> N
     assert await read(pair.b, key=KEY, id_run="r1", after=6, timeout=1) == ([], True)
     everything = [(seq, TextChunk(f"w{seq}")) for seq in range(1, 6)] + [(6, Finished())]
     assert await read(pair.b, key=KEY, id_run="r1", after=0, timeout=1) == (everything, True)
+
+
+async def test_a_follower_that_keeps_up_is_pushed_every_event_or_told_to_read(pair: Pair) -> None:
+    await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
+    await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("w1"))
+    got: list[tuple[int, bytes]] = []
+
+    def sink(seq: int, data: bytes) -> bool:
+        got.append((seq, data))
+        return True
+
+    # behind (seq 1 is unread): nothing is pushed, the follower reads first
+    assert await pair.b.push_encoded(key=KEY, id_run="r1", after=0, timeout=1, sink=sink) is False
+    pushing = asyncio.create_task(pair.b.push_encoded(key=KEY, id_run="r1", after=1, timeout=5, sink=sink))
+    await asyncio.sleep(0.05)
+    for seq in (2, 3):
+        await pair.a.publish(key=KEY, id_run="r1", seq=seq, event=TextChunk(f"w{seq}"))
+    await pair.a.publish(key=KEY, id_run="r1", seq=4, event=Finished())
+    await pair.a.close(key=KEY, id_run="r1")
+
+    if await asyncio.wait_for(pushing, 5):
+        assert [(seq, event_codec.loads(data)) for seq, data in got] == [
+            (2, TextChunk("w2")),
+            (3, TextChunk("w3")),
+            (4, Finished()),
+        ]
+    else:
+        assert got == []
+    cursor = got[-1][0] if got else 1
+    events, ended = await pair.b.read_encoded(key=KEY, id_run="r1", after=cursor, timeout=1)
+    assert [seq for seq, _ in events] == list(range(cursor + 1, 5)) and ended
+    assert await pair.b.push_encoded(key=KEY, id_run="r1", after=4, timeout=1, sink=sink) is False  # it ended
 
 
 async def test_a_reader_waiting_past_the_end_sees_the_run_end(pair: Pair) -> None:

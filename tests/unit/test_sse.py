@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from entrypoints.chunks import frames
+from adapters.memory_runs import InMemoryRunRegistry
+from application.resume import LiveSource
+from domain.events import Finished, TextChunk
+from domain.model import TaskKey
+from entrypoints.chunks import PING, frames
 from entrypoints.sse import EventStream
 
 
@@ -19,6 +23,9 @@ class Source:
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+
+    async def push(self, *, after: int, timeout: float, sink: Any) -> bool:
+        return False
 
     async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
         if self.mode == "end":
@@ -115,3 +122,132 @@ def test_one_event_is_framed_as_a_batch_of_one_would_be() -> None:
     one_by_one = b"".join(frames("3f9c0a1b22de", [event]) for event in events)
     assert batch == one_by_one
     assert batch.startswith(b'id: 3f9c0a1b22de:7\ndata: {"event":"text-chunk","content":" a"}\n\nid: 3f9c0a1b22de:8\n')
+
+
+class PushingSource:
+    """Like the in-memory registry: a follower that keeps up is handed each event as it is published."""
+
+    id_run = "r1"
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, bytes]] = []
+        self.ended = False
+        self.sink: Any = None
+        self.attached = asyncio.Event()
+        self.stop: asyncio.Future[None] | None = None
+        self.reads = 0
+
+    async def push(self, *, after: int, timeout: float, sink: Any) -> bool:
+        if self.ended or any(seq > after for seq, _ in self.events):
+            return False
+        self.sink, self.stop = sink, asyncio.get_running_loop().create_future()
+        self.attached.set()
+        try:
+            await self.stop
+        finally:
+            self.sink = None
+            self.attached.clear()
+        return True
+
+    async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
+        self.reads += 1
+        return [(seq, data) for seq, data in self.events if seq > after], self.ended
+
+    def publish(self, seq: int) -> None:
+        self.events.append((seq, b'{"n":%d}' % seq))
+        if self.sink is not None and not self.sink(seq, self.events[-1][1]):
+            self._detach()
+
+    def end(self) -> None:
+        self.ended = True
+        self._detach()
+
+    def _detach(self) -> None:
+        self.sink = None
+        if self.stop is not None and not self.stop.done():
+            self.stop.set_result(None)
+
+
+def bodies(server: Server) -> bytes:
+    return b"".join(m["body"] for m in server.sent if m["type"] == "http.response.body")
+
+
+async def test_pushed_events_are_written_as_they_are_published_and_the_end_read() -> None:
+    source, server = PushingSource(), Server()
+    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    for seq in (1, 2, 3):
+        await asyncio.wait_for(source.attached.wait(), 2)
+        source.publish(seq)
+        assert bodies(server).endswith(b'id: r1:%d\ndata: {"n":%d}\n\n' % (seq, seq))  # written in publish
+    source.end()
+    await asyncio.wait_for(task, 2)
+    assert bodies(server) == frames("r1", source.events) + b"data: [DONE]\n\n"
+    assert source.reads == 1  # once, for the end
+
+
+async def test_a_write_that_waits_for_a_slow_client_is_finished_in_order_before_anything_after_it() -> None:
+    source, server, writable = PushingSource(), Server(), asyncio.Event()
+    fast = server.send
+
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("body", b"").startswith(b"id: r1:2\n"):
+            await writable.wait()  # as uvicorn's send does while the transport is paused
+        await fast(message)
+
+    server.send = send  # type: ignore[method-assign]
+    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    await asyncio.wait_for(source.attached.wait(), 2)
+    source.publish(1)
+    source.publish(2)  # its write waits: the push stops
+    source.publish(3)  # buffered: the follower reads it once 2 is written
+    assert source.sink is None and bodies(server) == frames("r1", source.events[:1])
+    await asyncio.sleep(0.01)
+    writable.set()
+    await asyncio.wait_for(source.attached.wait(), 2)
+    source.publish(4)
+    source.end()
+    await asyncio.wait_for(task, 2)
+    assert bodies(server) == frames("r1", source.events) + b"data: [DONE]\n\n"
+
+
+async def test_a_write_failing_in_a_push_is_raised_in_the_response_task() -> None:
+    source, server = PushingSource(), Server(fail_on_body=True)
+    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    await asyncio.wait_for(source.attached.wait(), 2)
+    source.publish(1)  # the run goes on: the failure is the stream's
+    with pytest.raises(OSError, match="broken pipe"):
+        await asyncio.wait_for(task, 2)
+
+
+async def test_a_client_that_goes_while_pushed_to_is_told_and_detached() -> None:
+    source, server, gone = PushingSource(), Server(), []
+
+    async def on_disconnect() -> None:
+        gone.append(1)
+
+    task = asyncio.create_task(
+        EventStream(source=source, on_disconnect=on_disconnect)({"type": "http"}, server.receive, server.send)
+    )
+    await asyncio.wait_for(source.attached.wait(), 2)
+    source.publish(1)
+    server.done.set()
+    await asyncio.wait_for(task, 2)
+    assert gone == [1] and source.sink is None
+
+
+async def test_a_follower_pushed_to_by_the_registry_gets_pings_while_the_run_is_quiet() -> None:
+    registry, key, server = InMemoryRunRegistry(), TaskKey("agent", "task"), Server()
+    await registry.open(key=key, id_run="r1", on_interrupt=lambda reason: None)
+    response = EventStream(source=LiveSource(registry, key, "r1"), keepalive_s=0.05)
+    task = asyncio.create_task(response({"type": "http"}, server.receive, server.send))
+    await registry.publish(key=key, id_run="r1", seq=1, event=TextChunk("a"))
+    await asyncio.sleep(0.6)  # deadlines are swept every 0.25 s
+    await registry.publish(key=key, id_run="r1", seq=2, event=Finished())
+    await registry.close(key=key, id_run="r1")
+    await asyncio.wait_for(task, 2)
+    sent = bodies(server)
+    assert sent.count(PING) >= 1
+    assert sent.replace(PING, b"") == (
+        b'id: r1:1\ndata: {"event":"text-chunk","content":"a"}\n\nid: r1:2\ndata: {"event":"finished"}\n\n'
+        + b"data: [DONE]\n\n"
+    )
