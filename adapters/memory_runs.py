@@ -157,7 +157,7 @@ class InMemoryRunRegistry:
         run = self._runs.get(id_run)
         if run is None or (run.key is not key and run.key != key):
             raise UnknownEventId()
-        if after - run.first_seq + 1 < run.count() or run.closed or timeout <= 0:
+        if after - run.first_seq + 1 != run.count() or run.closed or timeout <= 0:  # behind, ahead, over
             return False
         loop = asyncio.get_running_loop()
         attached = loop.create_future()

@@ -157,8 +157,9 @@ class RunRegistry(Protocol):
         them, until the run closes or about `timeout` passes. For a follower that keeps up, this spares it a
         wake-up per event.
 
-        Return False at once, having pushed nothing, if there is anything after `after` to read first, the run
-        has ended, or this registry does not push (the follower then reads); else True when the push stops.
+        Return False at once, having pushed nothing, unless `after` is the last event published (there is
+        something to read first, or `after` is past the run), the run has ended, or this registry does not push
+        (the follower then reads); else True when the push stops.
         Raise `UnknownEventId` as `read_encoded` does.
         """
         ...

@@ -36,6 +36,10 @@ class EventStream(Response):
     The response start goes through every middleware (they add headers and note that it started); the
     frames after it go straight to the server's send (`BODY_SEND`), since none of them touches a body and
     each layer would cost a coroutine call per event. A middleware that rewrites bodies would not see them.
+
+    A follower that has read everything so far is pushed each new event by the source, if it can: the frame
+    is written from inside the run's `publish`, in the run's task. A push lasts `keepalive_s` at most, so
+    `: ping` comes every `keepalive_s` then, events or not.
     """
 
     def __init__(
@@ -105,8 +109,8 @@ class EventStream(Response):
             nonlocal cursor, waiting, failure
             cursor = seq
             message = {"type": "http.response.body", "body": frames(id_run, [(seq, data)]), "more_body": True}
-            write = send(message).__await__()
             try:
+                write = send(message).__await__()
                 waiting = (write, write.send(None))
             except StopIteration:
                 return True

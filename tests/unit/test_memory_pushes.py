@@ -90,6 +90,12 @@ async def test_a_cancelled_push_leaves_no_sink_behind(registry: InMemoryRunRegis
     assert sink.got == []
 
 
+async def test_no_push_to_a_follower_behind_or_ahead_of_the_run(registry: InMemoryRunRegistry) -> None:
+    await publish(registry, 1, 2)
+    for after in (1, 3, 10):  # behind: it reads first; ahead (a stale or forged id): it must not get 3 and 4
+        assert await registry.push_encoded(key=KEY, id_run="r1", after=after, timeout=1, sink=Sink()) is False
+
+
 async def test_no_push_without_a_wait_or_for_another_task(registry: InMemoryRunRegistry) -> None:
     assert await registry.push_encoded(key=KEY, id_run="r1", after=0, timeout=0, sink=Sink()) is False
     with pytest.raises(UnknownEventId):

@@ -219,6 +219,21 @@ async def test_a_write_failing_in_a_push_is_raised_in_the_response_task() -> Non
         await asyncio.wait_for(task, 2)
 
 
+async def test_a_send_that_fails_before_it_is_awaited_is_raised_in_the_response_task() -> None:
+    source, server = PushingSource(), Server()
+
+    def send(message: dict[str, Any]) -> Any:
+        if message["type"] == "http.response.body":
+            raise OSError("broken pipe")
+        return server.send(message)
+
+    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, send))
+    await asyncio.wait_for(source.attached.wait(), 2)
+    source.publish(1)
+    with pytest.raises(OSError, match="broken pipe"):
+        await asyncio.wait_for(task, 2)
+
+
 async def test_a_client_that_goes_while_pushed_to_is_told_and_detached() -> None:
     source, server, gone = PushingSource(), Server(), []
 
