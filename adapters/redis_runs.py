@@ -115,9 +115,15 @@ class RedisRunRegistry:
             self._tasks = [asyncio.create_task(self._listen(pubsub)), asyncio.create_task(self._heartbeat())]
 
     async def aclose(self) -> None:
+        # cancelled again until they end: a cancellation can get lost inside redis-py (seen once: a close
+        # waited over 120 s while the loop kept waking at the heartbeat's period)
+        while running := [task for task in self._tasks if not task.done()]:
+            for task in running:
+                task.cancel()
+            await asyncio.wait(running, timeout=1.0)
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not task.cancelled():
+                task.exception()  # retrieved: a task that failed before the close has nothing more to say
         self._tasks = []
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):

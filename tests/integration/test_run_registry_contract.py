@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -394,3 +395,21 @@ async def test_interrupt_through_another_replica_uses_pub_sub(pair: Pair) -> Non
 
     await asyncio.wait_for(interrupts.seen.wait(), 2)
     assert interrupts.reasons == ["from b"]
+
+
+@REDIS_ONLY
+async def test_closing_ends_a_task_that_lost_its_first_cancellation(pair: Pair) -> None:
+    registry = pair.make()
+    assert isinstance(registry, RedisRunRegistry)
+    await registry.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
+
+    async def stubborn() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # as a lost cancellation would
+            await asyncio.sleep(3600)
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(stubborn())
+    registry._tasks.append(task)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(registry.aclose(), 10)
+    assert task.cancelled()
