@@ -129,9 +129,7 @@ class InMemoryRunRegistry:
     async def read_encoded(
         self, *, key: TaskKey, id_run: str, after: int, timeout: float
     ) -> tuple[list[tuple[int, bytes]], bool]:
-        run = self._runs.get(id_run)
-        if run is None or (run.key is not key and run.key != key):
-            raise UnknownEventId()
+        run = self._run_of(key, id_run)
         if after - run.first_seq + 1 < run.count():
             return run.since(after), run.closed
         if run.closed:
@@ -140,13 +138,8 @@ class InMemoryRunRegistry:
             return [], False
         # wait (inline: a reader waits between every two events) until the run changes or about `timeout`
         # passes; deadlines are swept together, so there is no timer per wait
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+        waiter = self._with_deadline(timeout)
         run.waiters.append(waiter)
-        self._deadlines[waiter] = loop.time() + timeout
-        if not self._sweeping:
-            self._sweeping = True
-            loop.call_later(SWEEP_S, self._sweep, loop)
         try:
             await waiter
         finally:
@@ -154,19 +147,12 @@ class InMemoryRunRegistry:
         return run.since(after), run.closed
 
     async def push_encoded(self, *, key: TaskKey, id_run: str, after: int, timeout: float, sink: EventSink) -> bool:
-        run = self._runs.get(id_run)
-        if run is None or (run.key is not key and run.key != key):
-            raise UnknownEventId()
+        run = self._run_of(key, id_run)
         if after - run.first_seq + 1 != run.count() or run.closed or timeout <= 0:  # behind, ahead, over
             return False
-        loop = asyncio.get_running_loop()
-        attached = loop.create_future()
+        attached = self._with_deadline(timeout)
         entry = (sink, attached)
         run.sinks.append(entry)
-        self._deadlines[attached] = loop.time() + timeout
-        if not self._sweeping:
-            self._sweeping = True
-            loop.call_later(SWEEP_S, self._sweep, loop)
         try:
             await attached
         finally:
@@ -174,6 +160,22 @@ class InMemoryRunRegistry:
             if entry in run.sinks:
                 run.sinks.remove(entry)
         return True
+
+    def _run_of(self, key: TaskKey, id_run: str) -> _Run:
+        run = self._runs.get(id_run)
+        if run is None or (run.key is not key and run.key != key):
+            raise UnknownEventId()
+        return run
+
+    def _with_deadline(self, timeout: float) -> asyncio.Future[None]:
+        """A future that the sweep resolves about `timeout` from now, if nothing else does first."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._deadlines[future] = loop.time() + timeout
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(SWEEP_S, self._sweep, loop)
+        return future
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
