@@ -67,7 +67,7 @@ class _Run:
         for sink, attached in list(self.sinks):
             try:
                 kept = sink(seq, frame)
-            except Exception as error:  # the follower's failure, not the run's
+            except Exception as error:  # the follower's failure, not the run's: it comes out of its push
                 kept = False
                 if not attached.done():
                     attached.set_exception(error)

@@ -117,7 +117,11 @@ class RedisRunRegistry:
     async def aclose(self) -> None:
         # cancelled again until they end: a cancellation can get lost inside redis-py (seen once: a close
         # waited over 120 s while the loop kept waking at the heartbeat's period)
+        rounds = 0
         while running := [task for task in self._tasks if not task.done()]:
+            if rounds:
+                log.warning("%d registry tasks still running after %d cancellations", len(running), rounds)
+            rounds += 1
             for task in running:
                 task.cancel()
             await asyncio.wait(running, timeout=1.0)
@@ -174,7 +178,7 @@ class RedisRunRegistry:
         return _events(entries, after)
 
     async def push_encoded(self, *, key: TaskKey, id_run: str, after: int, timeout: float, sink: EventSink) -> bool:
-        """Never: another replica's events come through Redis, and followers read them."""
+        """Never: events go through Redis, whichever replica runs them, and followers read them there."""
         return False
 
     async def _wait(self, stream: str, after: int, timeout: float) -> list[tuple[bytes, dict[bytes, bytes]]]:

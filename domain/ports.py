@@ -157,9 +157,10 @@ class RunRegistry(Protocol):
         them, until the run closes or about `timeout` passes. For a follower that keeps up, this spares it a
         wake-up per event.
 
-        Return False at once, having pushed nothing, unless `after` is the last event published (there is
-        something to read first, or `after` is past the run), the run has ended, or this registry does not push
-        (the follower then reads); else True when the push stops.
+        Return False at once, having pushed nothing, when `after` is not the last event published (there is
+        something to read first, or `after` is past the run), when the run has ended, or when this registry
+        does not push: the follower then reads. Else return True once the push stops; an exception `sink`
+        raised comes out here.
         Raise `UnknownEventId` as `read_encoded` does.
         """
         ...

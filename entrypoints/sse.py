@@ -50,8 +50,10 @@ class EventStream(Response):
         keepalive_s: float = 15.0,
         headers: list[tuple[bytes, bytes]] | None = None,
         on_disconnect: Callable[[], Awaitable[None]] | None = None,
+        pushable: Callable[[Send], bool] | None = None,
     ) -> None:
         self._source = source
+        self._pushable = pushable or splittable_send
         self._after = after
         self._keepalive = keepalive_s
         self.status_code = 200
@@ -63,9 +65,9 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        # The frames are written by a task of their own, so each event resumes its two coroutine frames, not
-        # the two dozen of the ASGI stack this task runs under; this task waits on `receive()`, which ends
-        # when the client goes or once the response is complete.
+        # The frames are written by a task of their own (or, pushed, by the run's), so each event resumes two
+        # coroutine frames, not the two dozen of the ASGI stack this task runs under; this task waits on
+        # `receive()`, which ends when the client goes or once the response is complete.
         current = asyncio.current_task()
         assert current is not None
         pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
@@ -118,9 +120,10 @@ class EventStream(Response):
                 failure = error
             return False
 
+        pushes = self._pushable(send)
         while True:
             try:
-                pushed = await self._source.push(after=cursor, timeout=self._keepalive, sink=push)
+                pushed = pushes and await self._source.push(after=cursor, timeout=self._keepalive, sink=push)
                 if failure is None and waiting is None:
                     events, ended = await self._source.read(after=cursor, timeout=0 if pushed else self._keepalive)
             except Exception:
@@ -144,8 +147,16 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
+def splittable_send(send: Send) -> bool:
+    """Whether a write may start in the run's task and end in the stream's: only uvicorn's own send, which
+    writes at once unless the client is slow, and then waits on a plain future. Another server's send, or a
+    middleware's, may hold something tied to its task (a timeout, a cancel scope): its streams read instead."""
+    owner = type(getattr(send, "__self__", None))
+    return owner.__name__ == "RequestResponseCycle" and owner.__module__.startswith("uvicorn.protocols.http.")
+
+
 async def _finish(write: Generator[Any, None, None], waiting_on: Any) -> None:
-    """Drive a send that stopped to wait (on a future, or a bare yield) to its end, as its task would have."""
+    """Drive uvicorn's send that stopped to wait (on a future, or a bare yield) to its end."""
     try:
         while True:
             if waiting_on is None:

@@ -34,8 +34,10 @@ def test_a_forked_child_draws_bytes_of_its_own_even_if_the_pool_was_locked_at_th
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+): the child only draws
         pid = os.fork()
         if pid == 0:
-            os.write(write, random_bytes(32))
-            os._exit(0)
+            try:
+                os.write(write, random_bytes(32))
+            finally:
+                os._exit(0)
     os.close(write)
     ready, _, _ = select.select([read], [], [], 10)
     child = os.read(read, 64) if ready else b""

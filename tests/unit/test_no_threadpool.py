@@ -7,10 +7,12 @@ import inspect
 from typing import Any
 
 from fastapi.routing import APIRoute
+from starlette.routing import Match, Route
 
 from adapters.memory_runs import InMemoryRunRegistry
 from entrypoints.app import create_app
 from entrypoints.bootstrap import compose
+from entrypoints.routes.messages import PostMessageApp
 from entrypoints.settings import Settings
 from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
 
@@ -54,3 +56,19 @@ def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
 
     assert len(routes) > 10
     assert sync == set()
+
+
+def test_messages_are_routed_to_the_bare_endpoint_first() -> None:
+    settings = Settings(_env_file=None)
+    services = compose(
+        settings=settings,
+        store=FakeTaskStore(),
+        llm=ScriptedLLM(),
+        blobs=FakeBlobStore(),
+        registry=InMemoryRunRegistry(),
+    )
+    app = create_app(services, settings)
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/messages", "root_path": ""}
+    for path in ("/messages", "/api/v1/messages"):
+        first = next(route for route in app.router.routes if route.matches({**scope, "path": path})[0] == Match.FULL)
+        assert isinstance(first, Route) and isinstance(first.app, PostMessageApp)

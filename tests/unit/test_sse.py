@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ from application.resume import LiveSource
 from domain.events import Finished, TextChunk
 from domain.model import TaskKey
 from entrypoints.chunks import PING, frames
-from entrypoints.sse import EventStream
+from entrypoints.sse import EventStream, splittable_send
 
 
 class Source:
@@ -124,6 +125,10 @@ def test_one_event_is_framed_as_a_batch_of_one_would_be() -> None:
     assert batch.startswith(b'id: 3f9c0a1b22de:7\ndata: {"event":"text-chunk","content":" a"}\n\nid: 3f9c0a1b22de:8\n')
 
 
+def PUSH(send: Any) -> bool:
+    return True
+
+
 class PushingSource:
     """Like the in-memory registry: a follower that keeps up is handed each event as it is published."""
 
@@ -136,6 +141,7 @@ class PushingSource:
         self.attached = asyncio.Event()
         self.stop: asyncio.Future[None] | None = None
         self.reads = 0
+        self.changed = asyncio.Event()
 
     async def push(self, *, after: int, timeout: float, sink: Any) -> bool:
         if self.ended or any(seq > after for seq, _ in self.events):
@@ -151,15 +157,21 @@ class PushingSource:
 
     async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
         self.reads += 1
+        if timeout > 0 and not self.ended and all(seq <= after for seq, _ in self.events):
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout)
         return [(seq, data) for seq, data in self.events if seq > after], self.ended
 
     def publish(self, seq: int) -> None:
         self.events.append((seq, b'{"n":%d}' % seq))
+        self.changed.set()
         if self.sink is not None and not self.sink(seq, self.events[-1][1]):
             self._detach()
 
     def end(self) -> None:
         self.ended = True
+        self.changed.set()
         self._detach()
 
     def _detach(self) -> None:
@@ -174,7 +186,7 @@ def bodies(server: Server) -> bytes:
 
 async def test_pushed_events_are_written_as_they_are_published_and_the_end_read() -> None:
     source, server = PushingSource(), Server()
-    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    task = asyncio.create_task(EventStream(source=source, pushable=PUSH)({"type": "http"}, server.receive, server.send))
     for seq in (1, 2, 3):
         await asyncio.wait_for(source.attached.wait(), 2)
         source.publish(seq)
@@ -195,7 +207,7 @@ async def test_a_write_that_waits_for_a_slow_client_is_finished_in_order_before_
         await fast(message)
 
     server.send = send  # type: ignore[method-assign]
-    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    task = asyncio.create_task(EventStream(source=source, pushable=PUSH)({"type": "http"}, server.receive, server.send))
     await asyncio.wait_for(source.attached.wait(), 2)
     source.publish(1)
     source.publish(2)  # its write waits: the push stops
@@ -212,7 +224,7 @@ async def test_a_write_that_waits_for_a_slow_client_is_finished_in_order_before_
 
 async def test_a_write_failing_in_a_push_is_raised_in_the_response_task() -> None:
     source, server = PushingSource(), Server(fail_on_body=True)
-    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    task = asyncio.create_task(EventStream(source=source, pushable=PUSH)({"type": "http"}, server.receive, server.send))
     await asyncio.wait_for(source.attached.wait(), 2)
     source.publish(1)  # the run goes on: the failure is the stream's
     with pytest.raises(OSError, match="broken pipe"):
@@ -227,7 +239,7 @@ async def test_a_send_that_fails_before_it_is_awaited_is_raised_in_the_response_
             raise OSError("broken pipe")
         return server.send(message)
 
-    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, send))
+    task = asyncio.create_task(EventStream(source=source, pushable=PUSH)({"type": "http"}, server.receive, send))
     await asyncio.wait_for(source.attached.wait(), 2)
     source.publish(1)
     with pytest.raises(OSError, match="broken pipe"):
@@ -240,9 +252,8 @@ async def test_a_client_that_goes_while_pushed_to_is_told_and_detached() -> None
     async def on_disconnect() -> None:
         gone.append(1)
 
-    task = asyncio.create_task(
-        EventStream(source=source, on_disconnect=on_disconnect)({"type": "http"}, server.receive, server.send)
-    )
+    response = EventStream(source=source, on_disconnect=on_disconnect, pushable=PUSH)
+    task = asyncio.create_task(response({"type": "http"}, server.receive, server.send))
     await asyncio.wait_for(source.attached.wait(), 2)
     source.publish(1)
     server.done.set()
@@ -253,7 +264,7 @@ async def test_a_client_that_goes_while_pushed_to_is_told_and_detached() -> None
 async def test_a_follower_pushed_to_by_the_registry_gets_pings_while_the_run_is_quiet() -> None:
     registry, key, server = InMemoryRunRegistry(), TaskKey("agent", "task"), Server()
     await registry.open(key=key, id_run="r1", on_interrupt=lambda reason: None)
-    response = EventStream(source=LiveSource(registry, key, "r1"), keepalive_s=0.05)
+    response = EventStream(source=LiveSource(registry, key, "r1"), keepalive_s=0.05, pushable=PUSH)
     task = asyncio.create_task(response({"type": "http"}, server.receive, server.send))
     await registry.publish(key=key, id_run="r1", seq=1, event=TextChunk("a"))
     await asyncio.sleep(0.6)  # deadlines are swept every 0.25 s
@@ -266,3 +277,23 @@ async def test_a_follower_pushed_to_by_the_registry_gets_pings_while_the_run_is_
         b'id: r1:1\ndata: {"event":"text-chunk","content":"a"}\n\nid: r1:2\ndata: {"event":"finished"}\n\n'
         + b"data: [DONE]\n\n"
     )
+
+
+def test_only_uvicorns_own_send_is_written_to_from_the_runs_task() -> None:
+    from uvicorn.protocols.http.h11_impl import RequestResponseCycle as H11Cycle
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
+
+    assert splittable_send(HttptoolsCycle.send.__get__(object.__new__(HttptoolsCycle)))
+    assert splittable_send(H11Cycle.send.__get__(object.__new__(H11Cycle)))
+    assert not splittable_send(Server().send)  # another server's, or a middleware's
+
+
+async def test_a_stream_through_another_send_reads_and_is_never_pushed_to() -> None:
+    source, server = PushingSource(), Server()
+    source.publish(1)
+    task = asyncio.create_task(EventStream(source=source)({"type": "http"}, server.receive, server.send))
+    await asyncio.sleep(0.05)
+    assert not source.attached.is_set()
+    source.end()
+    await asyncio.wait_for(task, 2)
+    assert bodies(server) == frames("r1", source.events) + b"data: [DONE]\n\n"
