@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match, Route
 
@@ -35,7 +36,7 @@ def api_routes(routes: list[Any]) -> list[APIRoute]:
     return found
 
 
-def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
+def fake_app() -> FastAPI:
     settings = Settings(_env_file=None)
     services = compose(
         settings=settings,
@@ -44,7 +45,11 @@ def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
         blobs=FakeBlobStore(),
         registry=InMemoryRunRegistry(),
     )
-    app = create_app(services, settings)
+    return create_app(services, settings)
+
+
+def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
+    app = fake_app()
     routes = api_routes(list(app.routes))
 
     sync = {
@@ -59,15 +64,7 @@ def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
 
 
 def test_messages_are_routed_to_the_bare_endpoint_first() -> None:
-    settings = Settings(_env_file=None)
-    services = compose(
-        settings=settings,
-        store=FakeTaskStore(),
-        llm=ScriptedLLM(),
-        blobs=FakeBlobStore(),
-        registry=InMemoryRunRegistry(),
-    )
-    app = create_app(services, settings)
+    app = fake_app()
     scope = {"type": "http", "method": "POST", "path": "/api/v1/messages", "root_path": ""}
     for path in ("/messages", "/api/v1/messages"):
         first = next(route for route in app.router.routes if route.matches({**scope, "path": path})[0] == Match.FULL)
