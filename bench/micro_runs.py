@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import uvloop
 
@@ -28,12 +29,18 @@ async def _nowhere(body: bytes) -> None:
     return None
 
 
-async def _floor_stream() -> None:
+async def _on_schedule() -> AsyncIterator[int]:
+    """Seqs 1..EVENTS, each due DELAY_S after the one before on a clock of its own (as the echo model)."""
     loop = asyncio.get_running_loop()
     due = loop.time()
     for seq in range(1, EVENTS + 1):
         due += DELAY_S
         await asyncio.sleep(due - loop.time())
+        yield seq
+
+
+async def _floor_stream() -> None:
+    async for seq in _on_schedule():
         await _nowhere(frames("r", [(seq, FRAME)]))
 
 
@@ -43,11 +50,7 @@ async def _followed_run(registry: InMemoryRunRegistry, i: int) -> None:
     source = LiveSource(registry, key, id_run)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        for seq in range(1, EVENTS + 1):
-            due += DELAY_S
-            await asyncio.sleep(due - loop.time())
+        async for seq in _on_schedule():
             await registry.publish(key=key, id_run=id_run, seq=seq, event=TextChunk(" w1"))
         await registry.close(key=key, id_run=id_run)
 
