@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
 import sqlite3
@@ -82,6 +81,21 @@ def _deliver(
         loop.call_soon_threadsafe(_settle, future, error, result)
 
 
+def _deliver_all(batch: list[_Job], outcomes: list[_Outcome]) -> None:
+    """Each outcome to its future, with one wake-up of the loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], BaseException | None, Any]]] = {}
+    for (loop, future, _), (error, result) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, error, result))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], BaseException | None, Any]]) -> None:
+    for future, error, result in settled:
+        _settle(future, error, result)
+
+
 def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
     if future.done():
         return
@@ -91,6 +105,107 @@ def _settle(future: asyncio.Future[Any], error: BaseException | None, result: An
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+class _Writer:
+    """The writer thread: it commits whatever writes are queued when it comes round, as one transaction.
+
+    Batches form on this side: while one commits, the next calls queue up, and the thread takes them all
+    as soon as it is done, with no trip through the event loop in between.
+    """
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], max_batch: int, committed: Callable[[], None]
+    ) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._connect, self._max_batch, self._committed = connect, max_batch, committed
+        self._thread = threading.Thread(target=self._serve, name="sqlite-write-0", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Op[T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, op))
+        return future
+
+    def stop(self) -> None:
+        """Commit what is queued, then close the connection (blocking: call it off the loop)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while (batch := self._next_batch()) is not None:
+                try:
+                    conn = conn or self._connect()  # a failed connect fails this batch; the next one retries
+                    outcomes = _commit(conn, [op for _, _, op in batch])
+                except BaseException as error:  # the transaction failed as a whole
+                    failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
+                    outcomes = [(_batch_failed(failure), None) for _ in batch]
+                _deliver_all(batch, outcomes)
+                self._committed()
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _next_batch(self) -> list[_Job] | None:
+        job = self._jobs.get()
+        if job is None:
+            return None
+        batch = [job]
+        while len(batch) < self._max_batch:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)  # stop after this batch
+                break
+            batch.append(job)
+        return batch
+
+
+class _Checkpointer:
+    """A thread that checkpoints when asked, at most once per `every_s`; asking while it runs is a no-op."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], every_s: float) -> None:
+        self._connect, self._every_s = connect, every_s
+        self._due = threading.Event()
+        self._stopping = False
+        self._last = 0.0
+        self.count = 0
+        self._thread = threading.Thread(target=self._serve, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every_s:
+            self._last = now
+            self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn = conn or self._connect()
+                    _checkpoint(conn)
+                    self.count += 1
+                except Exception:
+                    log.warning("SQLite checkpoint failed (the next one retries)", exc_info=True)
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 class SqliteConnections:
@@ -108,15 +223,14 @@ class SqliteConnections:
         self._max_batch = max_batch
         self._reader_count = readers
         self._readers: _Threads | None = None
-        self._writer: _Threads | None = None
-        self._queue: list[tuple[Op[Any], asyncio.Future[Any]]] = []
-        self._committing: asyncio.Future[list[_Outcome]] | None = None  # the batch on the writer thread
+        self._writer: _Writer | None = None
         self._checkpoint_every_s = checkpoint_every_s
-        self._checkpointer: _Threads | None = None
-        self._checkpointing = False
-        self._last_checkpoint = 0.0
-        self.checkpoints = 0
+        self._checkpointer: _Checkpointer | None = None
         self._closed = False
+
+    @property
+    def checkpoints(self) -> int:
+        return self._checkpointer.count if self._checkpointer is not None else 0
 
     async def read(self, op: Op[T]) -> T:
         """Run `op` on a reader connection inside one read transaction."""
@@ -129,73 +243,26 @@ class SqliteConnections:
     async def write(self, op: Op[T]) -> T:
         """Run `op` in the next write transaction, with whatever other writes are waiting (one commit).
 
-        Each op runs inside its own savepoint: one that raises leaves nothing behind and fails alone. Only a
-        failure of the transaction itself (BEGIN, COMMIT, an error that ends it) fails the whole batch.
+        Each op runs inside its own savepoint (or, alone in its batch, its own transaction): one that raises
+        leaves nothing behind and fails alone. Only a failure of the transaction itself (BEGIN, COMMIT, an
+        error that ends it) fails the whole batch.
         """
         if self._closed:
             raise StoreClosed()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        entry = (op, future)
-        self._queue.append(entry)
-        if self._committing is None:
-            try:
-                self._commit_next()
-            except BaseException:  # no writer thread: nothing of this call may be committed later
-                if entry in self._queue:
-                    self._queue.remove(entry)
-                raise
-        return await future
+        if self._writer is None:
+            self._checkpointer = self._checkpointer or _Checkpointer(self._connect, self._checkpoint_every_s)
+            self._writer = _Writer(
+                lambda: self._connect(autocheckpoint=False), self._max_batch, self._checkpointer.maybe
+            )
+        return await self._writer.submit(op)
 
     async def close(self) -> None:
         self._closed = True
-        while self._committing is not None:  # each batch's callback submits the next one
-            await asyncio.wait([self._committing])
-        threads = [t for t in (self._readers, self._writer, self._checkpointer) if t is not None]
-        self._readers = self._writer = self._checkpointer = None
-        for group in threads:
-            await asyncio.to_thread(group.stop)
-
-    def _commit_next(self) -> None:
-        """Hand the waiting writes, as one transaction, to the writer thread (no task: a callback per batch)."""
-        if self._writer is None:
-            self._writer = _Threads(1, "sqlite-write", lambda: self._connect(autocheckpoint=False))
-        batch = self._queue[: self._max_batch]
-        del self._queue[: self._max_batch]
-        self._committing = self._writer.submit(functools.partial(_commit, ops=[op for op, _ in batch]))
-        self._committing.add_done_callback(functools.partial(self._committed, batch))
-
-    def _committed(self, batch: list[tuple[Op[Any], asyncio.Future[Any]]], done: asyncio.Future[Any]) -> None:
-        self._committing = None
-        try:
-            try:
-                outcomes = done.result()
-            except BaseException as error:  # the transaction failed as a whole (or its thread was stopped)
-                failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
-                outcomes = [(_batch_failed(failure), None) for _ in batch]
-            for (_, future), (failure, result) in zip(batch, outcomes, strict=True):
-                _settle(future, failure, result)
-        finally:  # whatever happened to this batch, the next one goes
-            if self._queue:
-                self._commit_next()
-            self._maybe_checkpoint()
-
-    def _maybe_checkpoint(self) -> None:
-        now = time.monotonic()
-        if self._checkpointing or self._closed or now - self._last_checkpoint < self._checkpoint_every_s:
-            return
-        if self._checkpointer is None:
-            self._checkpointer = _Threads(1, "sqlite-checkpoint", self._connect)
-        self._checkpointing, self._last_checkpoint = True, now
-        self._checkpointer.submit(_checkpoint).add_done_callback(self._checkpointed)
-
-    def _checkpointed(self, done: asyncio.Future[None]) -> None:
-        self._checkpointing = False
-        if done.cancelled():
-            return
-        if done.exception() is not None:
-            log.warning("SQLite checkpoint failed (the next one retries)", exc_info=done.exception())
-        else:
-            self.checkpoints += 1
+        readers, writer, checkpointer = self._readers, self._writer, self._checkpointer
+        self._readers = self._writer = None
+        for group in (readers, writer, checkpointer):  # the writer commits what is queued first
+            if group is not None:
+                await asyncio.to_thread(group.stop)
 
     def _connect(self, *, autocheckpoint: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -216,19 +283,28 @@ def _commit(conn: sqlite3.Connection, ops: list[Op[Any]]) -> list[_Outcome]:
     outcomes: list[_Outcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for op in ops:
-            conn.execute("SAVEPOINT op")
+        if len(ops) == 1:  # the transaction is the op's own: no savepoint needed
             try:
-                result = op(conn)
+                outcomes.append((None, ops[0](conn)))
             except Exception as error:
-                if not conn.in_transaction:  # the error ended the transaction: nothing of the batch is kept
+                if not conn.in_transaction:
                     raise
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-                outcomes.append((error, None))
-            else:
-                conn.execute("RELEASE op")
-                outcomes.append((None, result))
+                conn.execute("ROLLBACK")
+                return [(error, None)]
+        else:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = op(conn)
+                except Exception as error:
+                    if not conn.in_transaction:  # the error ended the transaction: nothing of the batch is kept
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((error, None))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((None, result))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

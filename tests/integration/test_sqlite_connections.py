@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,4 +94,44 @@ async def test_checkpoints_run_on_their_own_thread_not_in_the_writes(tmp_path: P
 
     assert db.checkpoints >= 3
     assert await rows(db) == [f"k{i}" for i in range(5)]
+    await db.close()
+
+
+async def test_a_lone_op_that_fails_after_writing_leaves_nothing(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+    await db.write(insert("a"))
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.write(insert("b", "INSERT INTO t VALUES ('a', 2)"))
+
+    assert await rows(db) == ["a"]
+    await db.write(insert("c"))
+    assert await rows(db) == ["a", "c"]
+    await db.close()
+
+
+async def test_writes_queued_behind_a_commit_go_next_without_the_event_loop(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+    release, ran = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        release.wait(5)
+        conn.execute("INSERT INTO t VALUES ('slow', 1)")
+
+    def last(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES ('last', 1)")
+        ran.set()
+
+    first = asyncio.ensure_future(db.write(slow))
+    await asyncio.sleep(0.05)  # the slow write is on the writer thread
+    queued = [asyncio.ensure_future(db.write(insert(f"q{i}"))) for i in range(3)]
+    queued.append(asyncio.ensure_future(db.write(last)))
+    await asyncio.sleep(0)  # each call has queued its op
+    release.set()
+    # the loop is held here: the writer must take the queued batch on its own
+    assert ran.wait(5)
+    await asyncio.gather(first, *queued)
+    assert await rows(db) == ["last", "q0", "q1", "q2", "slow"]
     await db.close()
