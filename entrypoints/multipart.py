@@ -26,7 +26,7 @@ from entrypoints.form_rules import (
     clean_filename,
     declared_mime,
 )
-from entrypoints.plain_parts import SMALL_BODY_BYTES, plain_part_events
+from entrypoints.plain_parts import SMALL_BODY_BYTES, plain_fields
 from entrypoints.sniff import SNIFF_BYTES, UnsupportedMedia, media_type
 
 
@@ -63,14 +63,14 @@ class MultipartForm:
                 parser.write(chunk)
                 await self._apply()
             rest = bytes(small)
-            events = plain_part_events(rest, boundary) if parser is None else None
-            if events is not None:
-                self._ops = events
+            fields = plain_fields(rest, boundary) if parser is None else None
+            if fields is not None:
+                self._take(fields)
             else:
                 parser = parser or self._parser(boundary)
                 parser.write(rest)
                 parser.finalize()
-            await self._apply()
+                await self._apply()
         except FormError:
             raise
         except Exception as error:
@@ -80,6 +80,22 @@ class MultipartForm:
         if self._parked and not self.fields.get("id_task"):
             self.fields["id_task"] = new_id()  # so every stored file knows its task (see routes/files.py)
         await self._unpark()
+
+    def _take(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """Plain fields read whole (see plain_parts.py), checked as the parser's events would check them."""
+        for raw_name, value in fields:
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormError(400, None, "a part name is not valid UTF-8") from None
+            check_field(name, len(value), self._text_fields, self._limits, self.fields)
+            try:
+                self.fields[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormError(400, name, f"{name} is not valid UTF-8") from None
+            if name == "id_team":
+                check_team(self.fields[name], self._team)
+        self._finished = True
 
     def _parser(self, boundary: bytes) -> MultipartParser:
         def op(kind: str) -> Callable[..., None]:
