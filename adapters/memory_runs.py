@@ -64,7 +64,7 @@ class _Run:
                 waiter.set_result(None)
 
     def push(self, seq: int, frame: bytes) -> None:
-        for sink, attached in list(self.sinks):
+        for sink, attached in tuple(self.sinks):
             try:
                 kept = sink(seq, frame)
             except Exception as error:  # the follower's failure, not the run's: it comes out of its push
@@ -106,7 +106,8 @@ class InMemoryRunRegistry:
         run.frames.append(frame)
         if run.sinks:
             run.push(seq, frame)
-        run.wake()
+        if run.waiters:
+            run.wake()
 
     async def close(self, *, key: TaskKey, id_run: str) -> None:
         if self._active.get(key) == id_run:

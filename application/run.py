@@ -110,7 +110,7 @@ class Runner:
 
     async def _pump(self, run: LiveRun) -> Terminal:
         stream = self._llm.stream(history=run.history, request=run.request)
-        registry = self._registry
+        registry, clock, interval = self._registry, time.monotonic, self._persist_interval
         terminal: Terminal = Finished()
         try:
             async for event in stream:
@@ -118,7 +118,8 @@ class Runner:
                     run.builder.add_text(event.content)
                     run.seq += 1
                     await registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
-                    self._maybe_persist(run)
+                    if run.persisting is None and clock() - run.last_persist >= interval:
+                        self._maybe_persist(run)
                 elif isinstance(event, UsageReport):
                     run.builder.usage = event.usage
                 elif isinstance(event, ModelTurn):

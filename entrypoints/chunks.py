@@ -10,10 +10,14 @@ DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
+FRAME = b"id: %b:%d\ndata: %b\n\n"
+"""One event: `FRAME % (run id, seq, JSON)`."""
+
+
 def frames(id_run: str, events: list[tuple[int, bytes]]) -> bytes:
     """Each event as `id: <run>:<seq>` then `data: <compact JSON>` (JSON escapes newlines: one data line)."""
     if len(events) == 1:
-        return b"id: %b:%d\ndata: %b\n\n" % (id_run.encode(), events[0][0], events[0][1])
+        return FRAME % (id_run.encode(), events[0][0], events[0][1])
     head = b"id: " + id_run.encode() + b":"
     parts: list[bytes] = []
     for seq, data in events:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from application.resume import EventSource
-from entrypoints.chunks import DONE, PING, frames
+from entrypoints.chunks import DONE, FRAME, PING, frames
 
 log = logging.getLogger(__name__)
 LOST = b'data: {"event":"error","error":"the stream was lost; resume it with the last event id"}\n\n'
@@ -102,6 +102,7 @@ class EventStream(Response):
 
     async def _pump(self, send: Send) -> None:
         cursor, id_run = self._after, self._source.id_run
+        head = id_run.encode()
         waiting: tuple[Generator[Any, None, None], Any] | None = None
         failure: BaseException | None = None
 
@@ -110,7 +111,7 @@ class EventStream(Response):
             # A send that has to wait (a slow client) is left for this task to finish before it writes more.
             nonlocal cursor, waiting, failure
             cursor = seq
-            message = {"type": "http.response.body", "body": frames(id_run, [(seq, data)]), "more_body": True}
+            message = {"type": "http.response.body", "body": FRAME % (head, seq, data), "more_body": True}
             try:
                 write = send(message).__await__()
                 waiting = (write, write.send(None))
