@@ -40,6 +40,7 @@ def create_app(services: Services, settings: Settings | None = None) -> FastAPI:
             await services.stop()
 
     app = AgentApp(
+        telemetry=None if settings.telemetry_enabled else {"tracing": False, "metrics": False, "logs": False},
         title=settings.app_title,
         version=settings.app_version,
         description="Streams Gemini replies as Server-Sent Events; every task is kept in SQL.",

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     app_version: str = "0.1.0"
     app_env: str = "DEVELOPMENT"
     log_level: str = "INFO"
+    telemetry_enabled: bool = False
 
     web_server_host: str = "0.0.0.0"
     web_server_port: int = 8000
