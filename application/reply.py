@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -68,8 +67,12 @@ class ReplyBuilder:
             self.terminal = event
 
     def snapshot(self) -> MessageResponse:
-        response = replace(
-            self._base,
+        base = self._base
+        response = MessageResponse(  # not dataclasses.replace, which looks up the fields on every call
+            id_team_agent=base.id_team_agent,
+            id_team=base.id_team,
+            id_task=base.id_task,
+            created_at=base.created_at,
             text="".join(self._text),
             reasoning="".join(self._reasoning),
             attachments=tuple(self._attachments),
