@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from adapters import store_codec as codec
 from domain.errors import TaskExists, TaskNotFound
 from domain.model import Driver, MessageResponse, Task, TaskKey, Thread, ThreadStatus
 from domain.ports import TaskPage
+
+log = logging.getLogger(__name__)
 
 TASK = ", ".join(codec.TASK_COLUMNS)
 THREAD = ", ".join(codec.THREAD_COLUMNS)
@@ -73,9 +76,12 @@ class AsyncpgTaskStore:
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._closed = False
+        self._releasing: set[asyncio.Future[None]] = set()
 
     async def close(self) -> None:
         self._closed = True
+        if self._releasing:
+            await asyncio.wait(list(self._releasing))
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -237,8 +243,21 @@ class AsyncpgTaskStore:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         pool = await self._ready()
-        async with pool.acquire(timeout=self._timeout_s) as conn:
+        conn = await pool.acquire(timeout=self._timeout_s)
+        try:
             yield conn
+        finally:
+            # asyncpg releases in a task of its own (shielded from cancellation), which its `async with`
+            # then waits for: two more loop iterations before every store call returns. Nothing here needs
+            # the connection back first, so the release goes on in the background.
+            releasing = asyncio.ensure_future(pool.release(conn))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Future[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("could not return a PostgreSQL connection to the pool", exc_info=error)
 
     async def _ready(self) -> asyncpg.Pool:
         if self._closed:
