@@ -6,16 +6,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match, Route
 
-from adapters.memory_runs import InMemoryRunRegistry
-from entrypoints.app import create_app
-from entrypoints.bootstrap import compose
 from entrypoints.routes.messages import PostMessageApp
-from entrypoints.settings import Settings
-from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
+from tests.unit.apps import fake_app
 
 
 def calls(dependant: Any) -> list[Any]:
@@ -34,18 +29,6 @@ def api_routes(routes: list[Any]) -> list[APIRoute]:
             inner = getattr(getattr(route, "original_router", route), "routes", [])
             found += api_routes(list(inner))
     return found
-
-
-def fake_app() -> FastAPI:
-    settings = Settings(_env_file=None)
-    services = compose(
-        settings=settings,
-        store=FakeTaskStore(),
-        llm=ScriptedLLM(),
-        blobs=FakeBlobStore(),
-        registry=InMemoryRunRegistry(),
-    )
-    return create_app(services, settings)
 
 
 def test_no_route_or_dependency_runs_in_a_thread_pool() -> None:
