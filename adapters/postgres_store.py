@@ -249,14 +249,19 @@ class AsyncpgTaskStore:
         finally:
             # asyncpg releases in a task of its own (shielded from cancellation), which its `async with`
             # then waits for: two more loop iterations before every store call returns. Nothing here needs
-            # the connection back first, so the release goes on in the background.
+            # the connection back first, so the release goes on in the background. The cost: a caller's next
+            # call may take another connection meanwhile (the pool holds up to about twice the calls in
+            # flight, never more than max_size), and a release that fails is logged, not raised (the
+            # statement has completed; asyncpg drops that connection).
             releasing = asyncio.ensure_future(pool.release(conn))
             self._releasing.add(releasing)
             releasing.add_done_callback(self._released)
 
     def _released(self, task: asyncio.Future[None]) -> None:
         self._releasing.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
+        if task.cancelled():
+            log.debug("a PostgreSQL connection's release was cancelled (the loop is shutting down)")
+        elif (error := task.exception()) is not None:
             log.warning("could not return a PostgreSQL connection to the pool", exc_info=error)
 
     async def _ready(self) -> asyncpg.Pool:

@@ -81,6 +81,11 @@ def _deliver(
         loop.call_soon_threadsafe(_settle, future, error, result)
 
 
+def _stop_all(threads: list[_Threads | _Writer | _Checkpointer]) -> None:
+    for group in threads:  # readers, then the writer (it commits what is queued first), then the checkpointer
+        group.stop()
+
+
 def _deliver_all(batch: list[_Job], outcomes: list[_Outcome]) -> None:
     """Each outcome to its future, with one wake-up of the loop for the whole batch."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], BaseException | None, Any]]] = {}
@@ -141,13 +146,22 @@ class _Writer:
                     conn = conn or self._connect()  # a failed connect fails this batch; the next one retries
                     outcomes = _commit(conn, [op for _, _, op in batch])
                 except BaseException as error:  # the transaction failed as a whole
-                    failure = error if isinstance(error, Exception) else StoreClosed(repr(error))
-                    outcomes = [(_batch_failed(failure), None) for _ in batch]
-                _deliver_all(batch, outcomes)
-                self._committed()
+                    outcomes = [(_batch_failed(error), None) for _ in batch]
+                try:
+                    _deliver_all(batch, outcomes)
+                    self._committed()
+                except Exception:  # the thread must go on: every later write would wait for it forever
+                    log.exception("SQLite writer: could not hand back a batch")
         finally:
             if conn is not None:
                 conn.close()
+            while True:  # a write queued behind a thread that is going away fails instead of waiting forever
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    _deliver_all([job], [(StoreClosed("the SQLite writer stopped"), None)])
 
     def _next_batch(self) -> list[_Job] | None:
         job = self._jobs.get()
@@ -172,7 +186,7 @@ class _Checkpointer:
     def __init__(self, connect: Callable[[], sqlite3.Connection], every_s: float) -> None:
         self._connect, self._every_s = connect, every_s
         self._due = threading.Event()
-        self._stopping = False
+        self._stopping = self._running = False
         self._last = 0.0
         self.count = 0
         self._thread = threading.Thread(target=self._serve, name="sqlite-checkpoint", daemon=True)
@@ -180,7 +194,7 @@ class _Checkpointer:
 
     def maybe(self) -> None:
         now = time.monotonic()
-        if now - self._last >= self._every_s:
+        if not self._running and now - self._last >= self._every_s:
             self._last = now
             self._due.set()
 
@@ -197,12 +211,15 @@ class _Checkpointer:
                 self._due.clear()
                 if self._stopping:
                     return
+                self._running = True
                 try:
                     conn = conn or self._connect()
                     _checkpoint(conn)
                     self.count += 1
                 except Exception:
                     log.warning("SQLite checkpoint failed (the next one retries)", exc_info=True)
+                finally:
+                    self._running = False
         finally:
             if conn is not None:
                 conn.close()
@@ -227,6 +244,7 @@ class SqliteConnections:
         self._checkpoint_every_s = checkpoint_every_s
         self._checkpointer: _Checkpointer | None = None
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def checkpoints(self) -> int:
@@ -245,7 +263,7 @@ class SqliteConnections:
 
         Each op runs inside its own savepoint (or, alone in its batch, its own transaction): one that raises
         leaves nothing behind and fails alone. Only a failure of the transaction itself (BEGIN, COMMIT, an
-        error that ends it) fails the whole batch.
+        error that ends it) fails the whole batch. An op must not end the transaction itself.
         """
         if self._closed:
             raise StoreClosed()
@@ -257,12 +275,13 @@ class SqliteConnections:
         return await self._writer.submit(op)
 
     async def close(self) -> None:
+        """Refuse new calls, let the queued ones finish (writes committed), then stop every thread. Every call
+        of close(), concurrent, repeated or after one was cancelled, returns only once that is done."""
         self._closed = True
-        readers, writer, checkpointer = self._readers, self._writer, self._checkpointer
-        self._readers = self._writer = None
-        for group in (readers, writer, checkpointer):  # the writer commits what is queued first
-            if group is not None:
-                await asyncio.to_thread(group.stop)
+        if self._closing is None:
+            threads = [t for t in (self._readers, self._writer, self._checkpointer) if t is not None]
+            self._closing = asyncio.ensure_future(asyncio.to_thread(_stop_all, threads))
+        await asyncio.shield(self._closing)
 
     def _connect(self, *, autocheckpoint: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -318,10 +337,14 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def _batch_failed(error: Exception) -> Exception:
+def _batch_failed(error: BaseException) -> Exception:
     """Each op of a failed batch gets its own error (not one object raised in many coroutines), never one
     of its own kind: an `IntegrityError` of another op must not read as this op's constraint violation."""
-    failure = sqlite3.OperationalError(f"the write transaction failed: {error}")
+    try:
+        described = str(error) or type(error).__name__
+    except Exception:  # an error whose message cannot be made still fails the batch, with its type
+        described = type(error).__name__
+    failure = sqlite3.OperationalError(f"the write transaction failed: {described}")
     failure.__cause__ = error
     return failure
 

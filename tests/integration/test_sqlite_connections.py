@@ -114,9 +114,10 @@ async def test_a_lone_op_that_fails_after_writing_leaves_nothing(tmp_path: Path)
 async def test_writes_queued_behind_a_commit_go_next_without_the_event_loop(tmp_path: Path) -> None:
     make_table(tmp_path / "db")
     db = SqliteConnections(tmp_path / "db")
-    release, ran = threading.Event(), threading.Event()
+    release, ran, statements = threading.Event(), threading.Event(), list[str]()
 
     def slow(conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(statements.append)
         release.wait(5)
         conn.execute("INSERT INTO t VALUES ('slow', 1)")
 
@@ -133,5 +134,53 @@ async def test_writes_queued_behind_a_commit_go_next_without_the_event_loop(tmp_
     # the loop is held here: the writer must take the queued batch on its own
     assert ran.wait(5)
     await asyncio.gather(first, *queued)
+    await db.write(lambda conn: conn.set_trace_callback(None))
     assert await rows(db) == ["last", "q0", "q1", "q2", "slow"]
+    # the four queued writes shared one transaction (and the last write, alone, began its own)
+    assert statements.count("BEGIN IMMEDIATE") == 2 and statements.count("COMMIT") == 2
+    await db.close()
+
+
+async def test_every_close_returns_only_once_the_queued_writes_are_committed(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+    release = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        release.wait(5)
+        conn.execute("INSERT INTO t VALUES ('slow', 1)")
+
+    writes = [asyncio.ensure_future(db.write(slow)), asyncio.ensure_future(db.write(insert("queued")))]
+    await asyncio.sleep(0.05)
+    given_up = asyncio.ensure_future(db.close())
+    await asyncio.sleep(0.01)
+    given_up.cancel()
+    threading.Timer(0.2, release.set).start()
+    await asyncio.wait_for(asyncio.gather(db.close(), db.close()), 5)  # a retry and another caller, at once
+
+    assert [w.done() and w.exception() for w in writes] == [None, None]
+    with sqlite3.connect(tmp_path / "db") as conn:
+        assert [k for (k,) in conn.execute("SELECT k FROM t ORDER BY k")] == ["queued", "slow"]
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+async def test_the_writer_outlives_an_error_it_cannot_describe(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    db = SqliteConnections(tmp_path / "db")
+    await db.write(insert("a"))
+
+    def conflicting(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("INSERT OR ROLLBACK INTO t VALUES ('a', 2)")  # the error ends the transaction
+        except sqlite3.IntegrityError:
+            raise Unprintable() from None
+
+    with pytest.raises(sqlite3.OperationalError, match="Unprintable"):
+        await asyncio.wait_for(db.write(conflicting), 5)
+    await asyncio.wait_for(db.write(insert("b")), 5)
+    assert await rows(db) == ["a", "b"]
     await db.close()

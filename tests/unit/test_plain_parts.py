@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from entrypoints.form_rules import FormError, FormLimits
+from entrypoints.multipart import MultipartForm
 from entrypoints.plain_parts import plain_fields
+from entrypoints.routes.messages import MESSAGE_FIELDS
+from tests.fakes import FakeBlobStore
 
 Event = tuple[str, Any]
 
@@ -123,3 +131,47 @@ def test_a_boundary_longer_than_the_parser_takes_is_left_to_it() -> None:
     boundary = b"b" * 300
     body = b"--" + boundary + b'\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--' + boundary + b"--\r\n"
     assert plain_fields(body, boundary) is None
+
+
+class Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+
+LIMITS = FormLimits(max_upload_bytes=1000, max_request_bytes=100_000, max_files=2, max_text_bytes=12)
+
+
+def form_of(body: bytes, team: str | None, *, shortcut: bool) -> object:
+    """The fields MultipartForm reads from `body`, or the error it answers with."""
+    form = MultipartForm(MESSAGE_FIELDS, True, LIMITS, FakeBlobStore(), team)
+    with contextlib.ExitStack() as stack:
+        if not shortcut:
+            stack.enter_context(mock.patch("entrypoints.multipart.plain_fields", return_value=None))
+        try:
+            asyncio.run(form.run(Body(body), BOUNDARY))  # type: ignore[arg-type]
+        except FormError as error:
+            return (error.status, error.field, error.message)
+    return form.fields
+
+
+raw_names = st.one_of(
+    st.sampled_from([b"id_team_agent", b"id_team", b"id_task", b"text", b"text[]", b"images"]),
+    st.binary(max_size=12).filter(lambda n: not set(n) & set(b'"\\\r\n')),
+)
+
+
+@given(
+    st.lists(st.tuples(raw_names, values.filter(lambda v: len(v) < 40)), min_size=1, max_size=5),
+    st.sampled_from([None, "T1"]),
+)
+def test_the_shortcut_reads_a_form_as_the_parser_does(fields: list[tuple[bytes, bytes]], team: str | None) -> None:
+    parts = [
+        b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value + b"\r\n"
+        for name, value in fields
+    ]
+    body = b"".join(parts) + b"--" + BOUNDARY + b"--\r\n"
+    assert plain_fields(body, BOUNDARY) is not None
+    assert form_of(body, team, shortcut=True) == form_of(body, team, shortcut=False)
