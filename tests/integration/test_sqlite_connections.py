@@ -184,3 +184,33 @@ async def test_the_writer_outlives_an_error_it_cannot_describe(tmp_path: Path) -
     await asyncio.wait_for(db.write(insert("b")), 5)
     assert await rows(db) == ["a", "b"]
     await db.close()
+
+
+async def test_a_commit_that_fails_fails_its_whole_batch_and_the_next_one_goes(tmp_path: Path) -> None:
+    make_table(tmp_path / "db")
+    with sqlite3.connect(tmp_path / "db") as conn:
+        conn.execute("CREATE TABLE parent (k TEXT PRIMARY KEY)")
+        conn.execute("CREATE TABLE child (p TEXT REFERENCES parent DEFERRABLE INITIALLY DEFERRED)")
+    db = SqliteConnections(tmp_path / "db")
+    release = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        release.wait(5)
+
+    first = asyncio.ensure_future(db.write(slow))
+    await asyncio.sleep(0.05)  # the next three queue up behind it and share one transaction
+    batch = [
+        asyncio.ensure_future(db.write(insert("a"))),
+        asyncio.ensure_future(db.write(lambda conn: conn.execute("INSERT INTO child VALUES ('none')"))),
+        asyncio.ensure_future(db.write(insert("c"))),
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    await first
+    results = await asyncio.gather(*batch, return_exceptions=True)
+
+    assert [type(r).__name__ for r in results] == ["OperationalError"] * 3  # the deferred key fails the COMMIT
+    assert all("FOREIGN KEY" in str(r) for r in results)
+    await db.write(insert("after"))
+    assert await rows(db) == ["after"]
+    await db.close()
