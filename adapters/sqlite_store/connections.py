@@ -60,10 +60,10 @@ class SqliteConnections:
         """
         if self._closed:
             raise StoreClosed()
-        if self._writer is None:
-            self._checkpointer = self._checkpointer or Checkpointer(self._connect, self._checkpoint_every_s)
+        if self._writer is None:  # the writer asks its checkpointer after each commit: both start together
+            self._checkpointer = checkpointer = Checkpointer(self._connect, self._checkpoint_every_s)
             self._writer = WriterThread(
-                lambda: self._connect(autocheckpoint=False), self._max_batch, self._checkpointer.maybe
+                lambda: self._connect(autocheckpoint=False), self._max_batch, checkpointer.maybe
             )
         return await self._writer.submit(op)
 
