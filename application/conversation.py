@@ -102,7 +102,10 @@ class Conversation:
         except BaseException:
             if self._live.get(key) is run:
                 del self._live[key]
-            await self._registry.close(key=key, id_run=run.id_run)
+            try:
+                await self._runner.unprime(run)
+            finally:
+                await self._registry.close(key=key, id_run=run.id_run)
             raise
         self._spawn(self._run(run))
         return run, started
@@ -151,26 +154,35 @@ class Conversation:
         )
 
     async def _write_ahead(self, task: Task | None, run: LiveRun) -> None:
+        """Store the request (a new task, a new thread, or the pending thread it answers).
+
+        The model starts first and runs meanwhile: its first event waits for the request to be stored.
+        """
         request = run.request
         placeholder = run.builder.snapshot()
         if task is None:
+            new_task = self._new_task(run, placeholder)
+            self._runner.prime(run)
             try:  # one round trip: the task is stored with this request, or was created meanwhile
-                task = await self._store.add_task_or_get(task=self._new_task(run, placeholder))
+                task = await self._store.add_task_or_get(task=new_task)
             except TaskExists:  # created and deleted meanwhile, more than once
                 raise TaskNotFound() from None
             if task is None:
                 self.spawn_title(run.key, request.text, fallback_title(request.text))
                 return
             _check_team(task, request)  # created meanwhile, by POST /tasks
+            await self._runner.unprime(run)  # the model started without the task's history
         pending = _pending_thread(task, request)
         if pending is not None:
             run.id_thread, run.request = pending.id_thread, pending.request
             run.history = task.threads[: task.threads.index(pending)]
+            self._runner.prime(run)
             await self._store.save_response(
                 key=task.key, id_thread=pending.id_thread, response=placeholder, id_run=run.id_run
             )
             return
         run.id_thread, run.history = new_id(), list(task.threads)
+        self._runner.prime(run)
         thread = Thread(run.id_thread, request=request, response=placeholder, id_run=run.id_run)
         await self._store.add_thread(key=task.key, thread=thread)
 

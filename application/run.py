@@ -7,6 +7,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from domain.events import (
     Error,
     Finished,
     Interrupted,
+    LLMEvent,
     MediaChunk,
     MessageChunk,
     ModelTurn,
@@ -47,6 +49,8 @@ class LiveRun:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     last_persist: float = 0.0
     persisting: asyncio.Task[None] | None = None
+    model: AsyncIterator[LLMEvent] | None = None
+    first: asyncio.Task[LLMEvent | None] | None = None
 
     def interrupt(self, reason: str) -> None:
         if self.interrupt_reason is None:
@@ -86,6 +90,23 @@ class Runner:
         finally:
             self._running -= 1
 
+    def prime(self, run: LiveRun) -> None:
+        """Start the model now, while the request is being stored: the run takes its stream over."""
+        model = self._llm.stream(history=run.history, request=run.request)
+        run.model, run.first = model, asyncio.create_task(_first(model))
+
+    async def unprime(self, run: LiveRun) -> None:
+        """Stop a model started for a run that will not execute (or not with this history)."""
+        model, first = run.model, run.first
+        run.model = run.first = None
+        if model is None or first is None:
+            return
+        first.cancel()
+        await asyncio.wait([first])
+        if not first.cancelled():
+            first.exception()  # the model failed too: nobody needs to hear it
+        await _aclose(model)
+
     async def _execute(self, run: LiveRun) -> None:
         run.pump = asyncio.create_task(self._pump(run))
         if run.interrupt_reason is not None:
@@ -104,15 +125,25 @@ class Runner:
         except Exception:
             log.exception("run %s of task %s failed", run.id_run, run.key)
             terminal = Error(error=INTERNAL_ERROR)
+        await self.unprime(run)  # a pump cancelled before it ran leaves the primed model to us
         await self._finish(run, terminal)
         if hard_cancel:
             raise asyncio.CancelledError()
 
     async def _pump(self, run: LiveRun) -> Terminal:
-        stream = self._llm.stream(history=run.history, request=run.request)
+        stream, first = run.model, run.first
+        run.model = run.first = None
+        if stream is None:
+            stream = self._llm.stream(history=run.history, request=run.request)
         registry, clock, interval = self._registry, time.monotonic, self._persist_interval
-        terminal: Terminal = Finished()
         try:
+            if first is not None:
+                event = await first
+                if event is None:
+                    return Finished()
+                end = await self._take(run, event)
+                if end is not None:
+                    return end
             async for event in stream:
                 if type(event) is TextChunk:  # nearly every event: the short way
                     run.builder.add_text(event.content)
@@ -120,23 +151,28 @@ class Runner:
                     await registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
                     if run.persisting is None and clock() - run.last_persist >= interval:
                         self._maybe_persist(run)
-                elif isinstance(event, UsageReport):
-                    run.builder.usage = event.usage
-                elif isinstance(event, ModelTurn):
-                    run.model_turn = event.data
-                elif isinstance(event, Finished):
-                    terminal = event
-                    break
                 else:
-                    attachment = await self._keep_media(run, event) if isinstance(event, MediaChunk) else None
-                    run.builder.add(event, attachment)
-                    await self.publish(run, event)
-                    self._maybe_persist(run)
+                    end = await self._take(run, event)
+                    if end is not None:
+                        return end
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return terminal
+            await _aclose(stream)
+        return Finished()
+
+    async def _take(self, run: LiveRun, event: LLMEvent) -> Terminal | None:
+        """Keep and publish one event of the model; the terminal event ends the run instead."""
+        if isinstance(event, Finished):
+            return event
+        if isinstance(event, UsageReport):
+            run.builder.usage = event.usage
+        elif isinstance(event, ModelTurn):
+            run.model_turn = event.data
+        else:
+            attachment = await self._keep_media(run, event) if isinstance(event, MediaChunk) else None
+            run.builder.add(event, attachment)
+            await self.publish(run, event)
+            self._maybe_persist(run)
+        return None
 
     async def _keep_media(self, run: LiveRun, event: MediaChunk) -> Attachment | None:
         if not event.is_base64:
@@ -207,6 +243,18 @@ class Runner:
         await self.publish(run, terminal)
         await self._registry.close(key=run.key, id_run=run.id_run)
         run.done.set()
+
+
+async def _first(model: AsyncIterator[LLMEvent]) -> LLMEvent | None:
+    async for event in model:
+        return event
+    return None
+
+
+async def _aclose(model: AsyncIterator[LLMEvent]) -> None:
+    aclose = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _being_cancelled() -> bool:

@@ -354,3 +354,101 @@ async def test_partial_saves_are_capped_for_the_whole_process() -> None:
     finals = [r for _, r in world.store.saves if r.is_finished]
     assert len(finals) == 10
     assert len(partial) <= 20 * 0.3 + 10, "about 20 partial saves a second for all 10 runs together, not 100 each"
+
+
+def hold_writes(world: World) -> asyncio.Event:
+    """The store's write-ahead (a new task or a new thread) waits for the returned event."""
+    release = asyncio.Event()
+    for name in ("add_task_or_get", "add_thread"):
+        real = getattr(world.store, name)
+
+        async def held(real=real, **kwargs):  # type: ignore[no-untyped-def]
+            await release.wait()
+            return await real(**kwargs)
+
+        setattr(world.store, name, held)
+    return release
+
+
+@pytest.mark.parametrize("existing", [False, True])
+async def test_the_model_starts_while_the_request_is_stored_and_nothing_is_published_before(
+    world: World, existing: bool
+) -> None:
+    if existing:
+        await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    world.llm.script = [TextChunk("early")]
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request("second")))
+    while not world.llm.calls:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+
+    assert not starting.done()
+    id_run = await world.registry.active(key=TaskKey("agent", "t1"))
+    assert id_run is not None
+    assert await read(world.registry, key=TaskKey("agent", "t1"), id_run=id_run, after=0, timeout=0) == ([], False)
+    [(history, current)] = world.llm.calls
+    assert [t.request.text for t in history] == (["first"] if existing else []) and current.text == "second"
+    release.set()
+    run, started = await starting
+    assert await collect(world, run) == [started, TextChunk("early"), Finished()]
+
+
+async def test_a_request_that_cannot_be_stored_stops_the_model_it_started(world: World) -> None:
+    world.llm.script = [TextChunk("never seen")]
+    world.llm.gate = asyncio.Event()
+
+    async def broken(**kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database is gone")
+
+    world.store.add_task_or_get = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await world.conversation.start(request())
+
+    assert len(world.llm.calls) == 1 and world.llm.closed == 1
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+
+
+async def test_a_model_that_fails_while_the_request_is_stored_ends_the_run_with_its_error(world: World) -> None:
+    world.llm.script = [LLMError("The model is overloaded, try again", retryable=True)]
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request()))
+    while not world.llm.closed:
+        await asyncio.sleep(0)
+    release.set()
+    run, started = await starting
+
+    assert await collect(world, run) == [started, Error("The model is overloaded, try again")]
+    [thread] = world.store.tasks[run.key].threads
+    assert thread.request.text == "hello world" and thread.response is not None and thread.response.is_error
+
+
+async def test_a_run_interrupted_before_it_runs_stops_the_model_it_started(world: World) -> None:
+    world.llm.script = [TextChunk("never seen")]
+    world.llm.gate = asyncio.Event()
+    run, _ = await world.conversation.start(request())
+    run.interrupt("stop")  # before the run's task takes the model over
+    await run.done.wait()
+
+    assert world.llm.closed == 1
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.is_interrupted and response.text == ""
+
+
+async def test_a_model_started_without_the_history_of_a_task_created_meanwhile_is_restarted(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    world.llm.calls.clear()
+    miss_the_first_read(world)
+    world.llm.script = [TextChunk("ok")]
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request("second")))
+    while not world.llm.calls:
+        await asyncio.sleep(0)
+    release.set()
+    run, _ = await starting
+    await run.done.wait()
+
+    [(blind, _), (history, _)] = world.llm.calls
+    assert blind == [] and [t.request.text for t in history] == ["first"]
+    assert world.llm.closed == 2
