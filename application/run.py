@@ -48,6 +48,7 @@ class LiveRun:
     pump: asyncio.Task[Terminal] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     last_persist: float = 0.0
+    persist_due: float = 0.0
     persisting: asyncio.Task[None] | None = None
     model: AsyncIterator[LLMEvent] | None = None
     first: asyncio.Task[LLMEvent | None] | None = None
@@ -85,6 +86,7 @@ class Runner:
     async def execute(self, run: LiveRun) -> None:
         self._running += 1
         run.last_persist = time.monotonic()
+        run.persist_due = run.last_persist + self._persist_interval
         try:
             await self._execute(run)
         finally:
@@ -135,7 +137,7 @@ class Runner:
         run.model = run.first = None
         if stream is None:
             stream = self._llm.stream(history=run.history, request=run.request)
-        registry, clock, interval = self._registry, time.monotonic, self._persist_interval
+        registry, clock = self._registry, time.monotonic
         try:
             if first is not None:
                 event = await first
@@ -149,7 +151,7 @@ class Runner:
                     run.builder.add_text(event.content)
                     run.seq += 1
                     await registry.publish(key=run.key, id_run=run.id_run, seq=run.seq, event=event)
-                    if run.persisting is None and clock() - run.last_persist >= interval:
+                    if run.persisting is None and clock() >= run.persist_due:
                         self._maybe_persist(run)
                 else:
                     end = await self._take(run, event)
@@ -205,12 +207,15 @@ class Runner:
 
     def _maybe_persist(self, run: LiveRun) -> None:
         now = time.monotonic()
-        if run.persisting is not None or now - run.last_persist < self._persist_interval:
+        if run.persisting is not None or now < run.persist_due:
             return
         # every run saves at most once per interval, and all of them together at most persist_max_per_s times
-        if now - run.last_persist >= self._running / self._persist_max_per_s:
-            run.last_persist = now
-            run.persisting = asyncio.create_task(self._persist_partial(run))
+        due = run.last_persist + max(self._persist_interval, self._running / self._persist_max_per_s)
+        if now < due:
+            run.persist_due = due
+            return
+        run.last_persist, run.persist_due = now, now + self._persist_interval
+        run.persisting = asyncio.create_task(self._persist_partial(run))
 
     async def _persist_partial(self, run: LiveRun) -> None:
         try:
