@@ -430,9 +430,9 @@ def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = main = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text().split("\n"):  # not splitlines(): a torn sample may hold a \x0c
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
