@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -420,6 +421,14 @@ def start_profiler(server: Server, workdir: Path, tag: str, rate_hz: int) -> Any
     return during, out
 
 
+def _samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """py-spy's raw lines as (frames, count); split on newlines only: a torn sample may hold a form feed."""
+    for line in raw.read_text(errors="replace").split("\n"):
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack.split(";"), int(count_text)
+
+
 def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
     """Self and inclusive shares of the busiest frames of the event-loop (main) thread, from py-spy's
     collapsed stacks (`--threads`: each stack starts with its thread); worker threads (aiosqlite's, the
@@ -430,13 +439,8 @@ def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = main = 0
-    for line in raw.read_text().split("\n"):  # not splitlines(): a torn sample may hold a \x0c
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for frames, count in _samples(raw):
         total += count
-        frames = stack.split(";")
         thread = frames[0].split(": ", 1)[-1] if frames[0].startswith("thread ") else "?"
         if thread != "MainThread":
             threads[_worker_name(thread, frames)] += count
@@ -497,12 +501,9 @@ def self_by_area(raw: Path) -> list[list[Any]]:
     """
     counts: Counter[str] = Counter()
     total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        frames = stack.split(";")
-        if not stack or "MainThread" not in frames[0]:
+    for frames, count in _samples(raw):
+        if "MainThread" not in frames[0]:
             continue
-        count = int(count_text)
         total += count
         leaf = _short(frames[-1]) if len(frames) > 1 else "(native code)"
         area = next((name for name, marks in AREAS if any(m in leaf for m in marks)), "other")
