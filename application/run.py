@@ -82,6 +82,7 @@ class Runner:
         self._persist_interval = persist_interval_s
         self._persist_max_per_s = persist_max_per_s
         self._running = 0
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def execute(self, run: LiveRun) -> None:
         self._running += 1
@@ -98,16 +99,19 @@ class Runner:
         run.model, run.first = model, asyncio.create_task(_first(model))
 
     async def unprime(self, run: LiveRun) -> None:
-        """Stop a model started for a run that will not execute (or not with this history)."""
+        """Stop a model started for a run that will not execute (or not with this history).
+
+        The stop runs to its end even if the caller is cancelled meanwhile, and never raises: a model that
+        fails to close is logged, and the run still ends and announces how.
+        """
         model, first = run.model, run.first
         run.model = run.first = None
         if model is None or first is None:
             return
-        first.cancel()
-        await asyncio.wait([first])
-        if not first.cancelled():
-            first.exception()  # the model failed too: nobody needs to hear it
-        await _aclose(model)
+        stop = asyncio.create_task(_stop(model, first))
+        self._stopping.add(stop)
+        stop.add_done_callback(self._stopping.discard)
+        await asyncio.shield(stop)
 
     async def _execute(self, run: LiveRun) -> None:
         run.pump = asyncio.create_task(self._pump(run))
@@ -254,6 +258,17 @@ async def _first(model: AsyncIterator[LLMEvent]) -> LLMEvent | None:
     async for event in model:
         return event
     return None
+
+
+async def _stop(model: AsyncIterator[LLMEvent], first: asyncio.Task[LLMEvent | None]) -> None:
+    first.cancel()
+    await asyncio.wait([first])
+    if not first.cancelled():
+        first.exception()  # the model failed too: nobody needs to hear it
+    try:
+        await _aclose(model)
+    except Exception:
+        log.warning("could not close a model's stream", exc_info=True)
 
 
 async def _aclose(model: AsyncIterator[LLMEvent]) -> None:

@@ -452,3 +452,62 @@ async def test_a_model_started_without_the_history_of_a_task_created_meanwhile_i
     [(blind, _), (history, _)] = world.llm.calls
     assert blind == [] and [t.request.text for t in history] == ["first"]
     assert world.llm.closed == 2
+
+
+async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def raises_on_close(**kwargs):  # type: ignore[no-untyped-def]
+        try:
+            yield TextChunk("first")
+            yield TextChunk("never")
+        finally:
+            raise RuntimeError("the connection broke while closing")
+
+    world.llm.stream = raises_on_close  # type: ignore[method-assign]
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request()))
+    for _ in range(10):  # the primed model gives its first event while the request is stored
+        await asyncio.sleep(0)
+    release.set()
+    run, _ = await starting
+    run.interrupt("stop")  # before the run's task takes the model over: the run stops it
+    await asyncio.wait_for(run.done.wait(), 5)
+
+    assert await world.registry.active(key=run.key) is None
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.is_interrupted
+    assert "could not close a model's stream" in caplog.text
+
+
+async def test_a_client_gone_while_a_model_is_stopped_still_gets_it_closed(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    miss_the_first_read(world)
+    world.llm.script = [TextChunk("x")]
+    kept = []  # referenced, as an SDK's pool might: only an explicit aclose() closes it, not the collector
+    scripted = world.llm.stream
+
+    def keeping(**kwargs):  # type: ignore[no-untyped-def]
+        kept.append(scripted(**kwargs))
+        return kept[-1]
+
+    world.llm.stream = keeping  # type: ignore[method-assign]
+    real = world.store.add_task_or_get
+    starting: asyncio.Task[object]
+
+    async def created_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        for _ in range(10):  # the blind model reaches its first event
+            await asyncio.sleep(0)
+        asyncio.get_running_loop().call_soon(starting.cancel)  # lands while that model is being stopped
+        return await real(**kwargs)
+
+    world.store.add_task_or_get = created_meanwhile  # type: ignore[method-assign]
+    starting = asyncio.create_task(world.conversation.start(request("second")))
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    async with asyncio.timeout(1):  # the stop goes on without the request that was cancelled
+        while not world.llm.closed:
+            await asyncio.sleep(0.001)
+
+    assert len(world.llm.calls) == 1 and world.llm.closed == 1
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
