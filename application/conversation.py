@@ -10,17 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from application.clock import new_id, new_run_id, utcnow
+from application.known import KnownTasks
 from application.reply import ReplyBuilder
 from application.run import LiveRun, Runner
 from application.titles import fallback_title
-from domain.errors import NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
-from domain.events import (
-    Started,
-)
+from domain.errors import DomainError, NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
+from domain.events import Error, Started
 from domain.model import (
     Driver,
     MessageRequest,
-    MessageResponse,
     Task,
     TaskKey,
     Thread,
@@ -64,6 +62,7 @@ class Conversation:
             persist_max_per_s=persist_max_per_s,
         )
         self._live: dict[TaskKey, LiveRun] = {}
+        self._known = KnownTasks()
         self._background: set[asyncio.Task[Any]] = set()
 
     def live(self, key: TaskKey) -> LiveRun | None:
@@ -72,9 +71,9 @@ class Conversation:
     async def start(self, request: MessageRequest) -> tuple[LiveRun, Started]:
         """Store the request write-ahead and start the reply. Raise TaskNotFound or TaskBusy first.
 
-        The task is read and its team checked before its run is claimed: a request of another team never
-        holds, delays or interrupts the task's runs. With the `interrupt` double-text policy a running reply of
-        the task is stopped first.
+        The task is read (or, for a key not seen here, stored with the request in the same round trip) and its
+        team checked before its run is claimed: a request of another team never holds, delays or interrupts
+        the task's runs. With the `interrupt` double-text policy a running reply of the task is stopped first.
         """
         if not self._accepting:
             raise ShuttingDown()
@@ -82,15 +81,32 @@ class Conversation:
         if fresh:
             request.id_task = new_id()  # unguessable and unused: there is nothing to read
         key = request.key
-        task = None if fresh else await self._store.get_task(key=key)
-        _check_team(task, request)
         run = LiveRun(key, new_run_id(), "", request, [], ReplyBuilder(request, self._now()))
-        interrupted = await self._claim(run)
+        task, stored = None, False
+        if fresh:
+            pass
+        elif self._known.seen(key):
+            task = await self._store.get_task(key=key)
+        else:  # most likely a new conversation
+            task = await self._add_task_or_get(run)
+            stored = task is None
+        _check_team(task, request)
         try:
-            if interrupted:  # the task as the interrupted run left it
-                task = await self._store.get_task(key=key)
-                _check_team(task, request)
-            await self._write_ahead(task, run)
+            interrupted = await self._claim(run)
+        except BaseException as error:
+            if stored:
+                await self._end_unstarted(run, error)
+            raise
+        try:
+            if stored:  # the first thread: no history, nothing left to store
+                self._runner.prime(run)
+                self.spawn_title(key, request.text, fallback_title(request.text))
+            else:
+                if interrupted:  # the task as the interrupted run left it
+                    task = await self._store.get_task(key=key)
+                    _check_team(task, request)
+                await self._write_ahead(task, run)
+            self._known.add(key)
             self._live[key] = run
             started = Started(
                 id_team_agent=request.id_team_agent,
@@ -139,10 +155,14 @@ class Conversation:
         await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
         return True
 
-    def _new_task(self, run: LiveRun, placeholder: MessageResponse) -> Task:
+    async def _add_task_or_get(self, run: LiveRun) -> Task | None:
+        """Store a new task holding the request and return None, or store nothing and return the task that
+        holds the key (in one round trip)."""
         request = run.request
+        placeholder = run.builder.snapshot()
         run.id_thread = new_id()
-        return Task(
+        thread = Thread(run.id_thread, request=request, response=placeholder, id_run=run.id_run)
+        new_task = Task(
             id_team_agent=request.id_team_agent,
             id_task=request.id_task,
             id_team=request.id_team,
@@ -150,8 +170,22 @@ class Conversation:
             driver=Driver.AUTO,
             created_at=placeholder.created_at,
             updated_at=placeholder.created_at,
-            threads=[Thread(run.id_thread, request=request, response=placeholder, id_run=run.id_run)],
+            threads=[thread],
         )
+        try:
+            return await self._store.add_task_or_get(task=new_task)
+        except TaskExists:  # created and deleted meanwhile, more than once
+            raise TaskNotFound() from None
+
+    async def _end_unstarted(self, run: LiveRun, error: BaseException) -> None:
+        """The request was stored but its run could not start: its reply ends in an error, not running."""
+        run.builder.add(Error(str(error) if isinstance(error, DomainError) else "the reply could not start"))
+        try:
+            await self._store.save_response(
+                key=run.key, id_thread=run.id_thread, response=run.builder.snapshot(), id_run=run.id_run
+            )
+        except Exception:  # recovery marks it interrupted: its run never held a lease
+            log.warning("could not end the unstarted reply of task %s", run.key, exc_info=True)
 
     async def _write_ahead(self, task: Task | None, run: LiveRun) -> None:
         """Store the request (a new task, a new thread, or the pending thread it answers).
@@ -159,19 +193,15 @@ class Conversation:
         The model starts first and runs meanwhile: its first event waits for the request to be stored.
         """
         request = run.request
-        placeholder = run.builder.snapshot()
         if task is None:
-            new_task = self._new_task(run, placeholder)
             self._runner.prime(run)
-            try:  # one round trip: the task is stored with this request, or was created meanwhile
-                task = await self._store.add_task_or_get(task=new_task)
-            except TaskExists:  # created and deleted meanwhile, more than once
-                raise TaskNotFound() from None
+            task = await self._add_task_or_get(run)
             if task is None:
                 self.spawn_title(run.key, request.text, fallback_title(request.text))
                 return
             _check_team(task, request)  # created meanwhile, by POST /tasks
             await self._runner.unprime(run)  # the model started without the task's history
+        placeholder = run.builder.snapshot()
         pending = _pending_thread(task, request)
         if pending is not None:
             run.id_thread, run.request = pending.id_thread, pending.request

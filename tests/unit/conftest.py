@@ -13,9 +13,13 @@ from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
 
 class World:
     def __init__(
-        self, persist_interval_s: float = 0.05, persist_max_per_s: float = 100.0, double_text: str = "reject"
+        self,
+        persist_interval_s: float = 0.05,
+        persist_max_per_s: float = 100.0,
+        double_text: str = "reject",
+        store: FakeTaskStore | None = None,
     ) -> None:
-        self.store = FakeTaskStore()
+        self.store = store or FakeTaskStore()
         self.blobs = FakeBlobStore()
         self.llm = ScriptedLLM()
         self.registry = InMemoryRunRegistry()

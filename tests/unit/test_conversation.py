@@ -320,8 +320,23 @@ def miss_the_first_read(world: World) -> None:
     world.store.get_task = stale_once  # type: ignore[method-assign]
 
 
-async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world: World) -> None:
-    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+async def recreated(world: World, *, id_team: str = "team") -> None:
+    """Task t1 was answered here, then deleted and created again by POST /tasks: its key is known here, and
+    with `miss_the_first_read` the start reads it as gone."""
+    run, _ = await world.conversation.start(request("zero"))
+    await run.done.wait()
+    await world.tasks.delete(key=run.key)
+    await world.tasks.create(id_team_agent="agent", id_team=id_team, text="first", id_task="t1")
+    world.llm.calls.clear()
+    world.llm.closed = 0
+
+
+@pytest.mark.parametrize("known", [False, True])
+async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world: World, known: bool) -> None:
+    if known:
+        await recreated(world)
+    else:
+        await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
     miss_the_first_read(world)
     run, _ = await world.conversation.start(request("second"))
     await run.done.wait()
@@ -329,8 +344,12 @@ async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world:
     assert [t.request.text for t in world.store.tasks[run.key].threads] == ["first", "second"]
 
 
-async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: World) -> None:
-    await world.tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
+@pytest.mark.parametrize("known", [False, True])
+async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: World, known: bool) -> None:
+    if known:
+        await recreated(world, id_team="other")
+    else:
+        await world.tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
     miss_the_first_read(world)
     with pytest.raises(TaskNotFound):
         await world.conversation.start(request("second"))
@@ -375,18 +394,21 @@ async def test_the_model_starts_while_the_request_is_stored_and_nothing_is_publi
     world: World, existing: bool
 ) -> None:
     if existing:
-        await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+        first, _ = await world.conversation.start(request("first"))
+        await first.done.wait()
+        world.llm.calls.clear()
     world.llm.script = [TextChunk("early")]
     release = hold_writes(world)
-    starting = asyncio.create_task(world.conversation.start(request("second")))
+    second = request("second", id_task="t1" if existing else "")  # a new task without an id gets a fresh one
+    starting = asyncio.create_task(world.conversation.start(second))
     while not world.llm.calls:
         await asyncio.sleep(0)
     await asyncio.sleep(0.01)
 
     assert not starting.done()
-    id_run = await world.registry.active(key=TaskKey("agent", "t1"))
+    id_run = await world.registry.active(key=second.key)
     assert id_run is not None
-    assert await read(world.registry, key=TaskKey("agent", "t1"), id_run=id_run, after=0, timeout=0) == ([], False)
+    assert await read(world.registry, key=second.key, id_run=id_run, after=0, timeout=0) == ([], False)
     [(history, current)] = world.llm.calls
     assert [t.request.text for t in history] == (["first"] if existing else []) and current.text == "second"
     release.set()
@@ -403,17 +425,18 @@ async def test_a_request_that_cannot_be_stored_stops_the_model_it_started(world:
         raise RuntimeError("database is gone")
 
     world.store.add_task_or_get = broken  # type: ignore[method-assign]
+    fresh = request(id_task="")
     with pytest.raises(RuntimeError):
-        await world.conversation.start(request())
+        await world.conversation.start(fresh)
 
     assert len(world.llm.calls) == 1 and world.llm.closed == 1
-    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+    assert await world.registry.active(key=fresh.key) is None
 
 
 async def test_a_model_that_fails_while_the_request_is_stored_ends_the_run_with_its_error(world: World) -> None:
     world.llm.script = [LLMError("The model is overloaded, try again", retryable=True)]
     release = hold_writes(world)
-    starting = asyncio.create_task(world.conversation.start(request()))
+    starting = asyncio.create_task(world.conversation.start(request(id_task="")))
     while not world.llm.closed:
         await asyncio.sleep(0)
     release.set()
@@ -437,8 +460,7 @@ async def test_a_run_interrupted_before_it_runs_stops_the_model_it_started(world
 
 
 async def test_a_model_started_without_the_history_of_a_task_created_meanwhile_is_restarted(world: World) -> None:
-    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
-    world.llm.calls.clear()
+    await recreated(world)
     miss_the_first_read(world)
     world.llm.script = [TextChunk("ok")]
     release = hold_writes(world)
@@ -466,7 +488,7 @@ async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
 
     world.llm.stream = raises_on_close  # type: ignore[method-assign]
     release = hold_writes(world)
-    starting = asyncio.create_task(world.conversation.start(request()))
+    starting = asyncio.create_task(world.conversation.start(request(id_task="")))
     for _ in range(10):  # the primed model gives its first event while the request is stored
         await asyncio.sleep(0)
     release.set()
@@ -481,7 +503,7 @@ async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
 
 
 async def test_a_client_gone_while_a_model_is_stopped_still_gets_it_closed(world: World) -> None:
-    await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+    await recreated(world)
     miss_the_first_read(world)
     world.llm.script = [TextChunk("x")]
     kept = []  # referenced, as an SDK's pool might: only an explicit aclose() closes it, not the collector
@@ -511,3 +533,84 @@ async def test_a_client_gone_while_a_model_is_stopped_still_gets_it_closed(world
 
     assert len(world.llm.calls) == 1 and world.llm.closed == 1
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+
+
+def record_store_calls(world: World) -> list[str]:
+    calls: list[str] = []
+    for name in ("get_task", "add_task_or_get", "add_thread", "save_response"):
+
+        async def recorded(_real=getattr(world.store, name), _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(_name)
+            return await _real(**kwargs)
+
+        setattr(world.store, name, recorded)
+    return calls
+
+
+async def test_a_new_task_is_stored_in_one_round_trip_before_the_model_starts(world: World) -> None:
+    calls = record_store_calls(world)
+    run, _ = await world.conversation.start(request())
+    await run.done.wait()
+
+    assert calls == ["add_task_or_get", "save_response"]
+    [(history, _)] = world.llm.calls
+    assert history == []
+
+
+async def test_a_follow_up_reads_the_task_it_knows_then_appends_a_thread(world: World) -> None:
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    calls = record_store_calls(world)
+    second, _ = await world.conversation.start(request("second"))
+    await second.done.wait()
+
+    assert calls == ["get_task", "add_thread", "save_response"]
+    [_, (history, _)] = world.llm.calls
+    assert [t.request.text for t in history] == ["first"]
+
+
+async def test_a_follow_up_on_a_task_stored_before_a_restart_gets_its_history(world: World) -> None:
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    restarted = World(store=world.store)  # a new process on the same database
+    calls = record_store_calls(restarted)
+    second, _ = await restarted.conversation.start(request("second"))
+    await second.done.wait()
+
+    assert calls == ["add_task_or_get", "add_thread", "save_response"]
+    [(history, _)] = restarted.llm.calls
+    assert [t.request.text for t in history] == ["first"]
+    assert [t.request.text for t in world.store.tasks[second.key].threads] == ["first", "second"]
+
+
+async def test_another_team_on_a_task_stored_before_a_restart_finds_nothing_and_holds_nothing() -> None:
+    world = World()
+    await world.tasks.create(id_team_agent="agent", id_team="owner", text="first", id_task="t1")
+    world.llm.calls.clear()
+    with pytest.raises(TaskNotFound):
+        await world.conversation.start(request("let me in", id_team="intruder"))
+
+    assert world.llm.calls == []
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+    assert [t.request.text for t in world.store.tasks[TaskKey("agent", "t1")].threads] == ["first"]
+
+
+async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_error_not_running(
+    world: World,
+) -> None:
+    real_open = world.registry.open
+
+    async def beaten(**kwargs):  # type: ignore[no-untyped-def]
+        world.registry.open = real_open  # type: ignore[method-assign]
+        await real_open(key=kwargs["key"], id_run="another replica", on_interrupt=lambda reason: None)
+        return await real_open(**kwargs)
+
+    world.registry.open = beaten  # type: ignore[method-assign]
+    with pytest.raises(TaskBusy):
+        await world.conversation.start(request())
+
+    assert world.llm.calls == []
+    [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
+    assert thread.request.text == "hello world"
+    assert thread.response is not None and thread.response.is_error
+    assert thread.response.error == str(TaskBusy()) and thread.status is ThreadStatus.ERROR
