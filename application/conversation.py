@@ -84,10 +84,10 @@ class Conversation:
         run = LiveRun(key, new_run_id(), "", request, [], ReplyBuilder(request, self._now()))
         task, stored = None, False
         if fresh:
-            pass
+            pass  # claimed first, stored while the model starts (below)
         elif self._known.seen(key):
             task = await self._store.get_task(key=key)
-        else:  # most likely a new conversation
+        else:  # most likely a new conversation: stored before the claim, in one round trip with the lookup
             task = await self._add_task_or_get(run)
             stored = task is None
         _check_team(task, request)
