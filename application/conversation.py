@@ -14,7 +14,15 @@ from application.known import KnownTasks
 from application.reply import ReplyBuilder
 from application.run import LiveRun, Runner
 from application.titles import fallback_title
-from domain.errors import DomainError, NoActiveRun, ShuttingDown, TaskBusy, TaskExists, TaskNotFound
+from domain.errors import (
+    DomainError,
+    NoActiveRun,
+    ShuttingDown,
+    TaskBusy,
+    TaskExists,
+    TaskNotFound,
+    UnknownEventId,
+)
 from domain.events import Error, Started
 from domain.model import (
     Driver,
@@ -29,6 +37,8 @@ from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
 log = logging.getLogger(__name__)
 
 DOUBLE_TEXT_WAIT_S = 10.0
+CLAIM_AFTER_INSERT_S = 2.0
+"""How long after storing a new task's first message its run may take to claim the task (one registry call)."""
 
 
 class Conversation:
@@ -91,6 +101,9 @@ class Conversation:
             task = await self._add_task_or_get(run)
             stored = task is None
         _check_team(task, request)
+        stale = task is not None and await self._let_the_inserter_claim(task)
+        if stored:
+            self.spawn_title(key, request.text, fallback_title(request.text))
         try:
             interrupted = await self._claim(run)
         except BaseException as error:
@@ -100,9 +113,8 @@ class Conversation:
         try:
             if stored:  # the first thread: no history, nothing left to store
                 self._runner.prime(run)
-                self.spawn_title(key, request.text, fallback_title(request.text))
             else:
-                if interrupted:  # the task as the interrupted run left it
+                if interrupted or stale:  # the task as the run before this one left it
                     task = await self._store.get_task(key=key)
                     _check_team(task, request)
                 await self._write_ahead(task, run)
@@ -153,6 +165,25 @@ class Conversation:
         except TimeoutError:
             raise TaskBusy() from None
         await self._registry.open(key=run.key, id_run=run.id_run, on_interrupt=run.interrupt)
+        return True
+
+    async def _let_the_inserter_claim(self, task: Task) -> bool:
+        """A task whose last reply was stored as running a moment ago may have no run yet: another request (for
+        the same new id, maybe on another replica) stored it and claims next. Wait until that run opened, so
+        this request is refused, or interrupts it, or follows it, instead of answering in its place.
+        True if the task read may be stale (that run may have changed it since)."""
+        last = task.threads[-1] if task.threads else None
+        if last is None or last.status is not ThreadStatus.RUNNING or last.response is None or not last.id_run:
+            return False
+        wait_s = CLAIM_AFTER_INSERT_S - (self._now() - last.response.created_at).total_seconds()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(wait_s, 0.0)):
+                while True:
+                    try:  # an opened run is known to the registry, running or ended
+                        await self._registry.read_encoded(key=task.key, id_run=last.id_run, after=2**62, timeout=0)
+                        break
+                    except UnknownEventId:
+                        await asyncio.sleep(0.01)
         return True
 
     async def _add_task_or_get(self, run: LiveRun) -> Task | None:

@@ -17,10 +17,13 @@ RESTARTED = "server restarted"
 class Reaper:
     """Any replica may reap: the registry hands each expired run to one reaper only."""
 
-    def __init__(self, *, registry: RunRegistry, store: TaskStore, interval_s: float = 5.0) -> None:
+    def __init__(
+        self, *, registry: RunRegistry, store: TaskStore, interval_s: float = 5.0, settle_s: float = 0.0
+    ) -> None:
         self._registry = registry
         self._store = store
         self._interval = interval_s
+        self._settle = settle_s
         self._task: asyncio.Task[None] | None = None
 
     async def reap_once(self) -> list[str]:
@@ -38,8 +41,10 @@ class Reaper:
     async def recover(self, *, reason: str = RESTARTED) -> int:
         """At startup: mark stored replies that no live run holds any more as interrupted; return how many.
 
-        Running ids are read before the live leases: a run opens its lease before its reply is stored as
-        running, so a run started meanwhile on another replica is never taken for an orphan.
+        Running ids are read before the live leases. The first message of a new task is stored as running just
+        before its run opens its lease: with a registry shared by replicas, replies without a lease get
+        `settle_s` to show one (a run that ends meanwhile is no longer stored as running), so a run started
+        meanwhile on another replica is never taken for an orphan.
         """
         await self.reap_once()
         running = await self._store.running_runs()
@@ -47,6 +52,10 @@ class Reaper:
             return 0
         live = await self._registry.live_runs()
         orphans = [id_run for id_run in running if id_run not in live]
+        if orphans and self._settle > 0:
+            await asyncio.sleep(self._settle)
+            live = await self._registry.live_runs()
+            orphans = [id_run for id_run in orphans if id_run not in live]
         if not orphans:
             return 0
         return await self._store.interrupt_running(reason=reason, id_runs=orphans)

@@ -14,6 +14,7 @@ from adapters.memory_runs import InMemoryRunRegistry
 from adapters.redis_runs import RedisRunRegistry
 from adapters.sqlalchemy_store.blobs import SqlAlchemyBlobStore
 from adapters.sqlalchemy_store.engine import Database
+from application.conversation import CLAIM_AFTER_INSERT_S
 from application.reaper import Reaper
 from domain.ports import BlobStore, RunRegistry, TaskStore
 from entrypoints.settings import Settings
@@ -43,8 +44,9 @@ def build_registry(settings: Settings) -> RunRegistry:
 
 def lifecycle(settings: Settings, *, registry: RunRegistry, store: TaskStore, blobs: BlobStore) -> tuple[Hook, Hook]:
     """(startup, shutdown) hooks: recover replies nobody runs any more, then reap dead replicas' runs."""
-    reaper = Reaper(registry=registry, store=store, interval_s=settings.run_reap_interval_s)
     shared = isinstance(registry, RedisRunRegistry)
+    settle_s = CLAIM_AFTER_INSERT_S if shared else 0.0
+    reaper = Reaper(registry=registry, store=store, interval_s=settings.run_reap_interval_s, settle_s=settle_s)
 
     async def start() -> None:
         if isinstance(registry, RedisRunRegistry):

@@ -614,3 +614,83 @@ async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_err
     assert thread.request.text == "hello world"
     assert thread.response is not None and thread.response.is_error
     assert thread.response.error == str(TaskBusy()) and thread.status is ThreadStatus.ERROR
+
+
+def insert_then_hold(world: World) -> asyncio.Event:
+    """The first `add_task_or_get` that inserts returns only once the returned event is set: its request
+    has stored the new task but not yet claimed its run (as on a replica whose claim is slower)."""
+    release, real = asyncio.Event(), world.store.add_task_or_get
+
+    async def held(**kwargs):  # type: ignore[no-untyped-def]
+        found = await real(**kwargs)
+        if found is None:
+            await release.wait()
+        return found
+
+    world.store.add_task_or_get = held  # type: ignore[method-assign]
+    return release
+
+
+async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_first_run_and_is_refused(
+    world: World,
+) -> None:
+    world.llm.gate = asyncio.Event()
+    world.llm.script = [TextChunk("x")]
+    release = insert_then_hold(world)
+    first = asyncio.create_task(world.conversation.start(request("same")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(world.conversation.start(request("same")))
+    await asyncio.sleep(0.05)  # the second found the task the first stored: it waits for its run
+
+    assert not second.done() and world.llm.calls == []
+    release.set()
+    run, _ = await first
+    with pytest.raises(TaskBusy):
+        await second
+    world.llm.gate.set()
+    await run.done.wait()
+
+    [(history, _)] = world.llm.calls
+    assert history == []
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["same"]
+
+
+async def test_a_message_racing_a_new_task_that_already_ended_follows_it_with_its_history(world: World) -> None:
+    world.llm.script = [TextChunk("x")]
+    release = insert_then_hold(world)
+    first = asyncio.create_task(world.conversation.start(request("one")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(world.conversation.start(request("two")))
+    await asyncio.sleep(0.05)
+    release.set()
+    run, _ = await first
+    await run.done.wait()
+    follow, _ = await second
+    await follow.done.wait()
+
+    [_, (history, _)] = world.llm.calls
+    assert [(t.request.text, t.response.text if t.response else None) for t in history] == [("one", "x")]
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["one", "two"]
+
+
+async def test_a_new_task_gets_one_title_even_when_its_run_cannot_start(world: World) -> None:
+    titled = []
+
+    async def title(*, text: str) -> str | None:
+        titled.append(text)
+        return "A title"
+
+    world.llm.title = title  # type: ignore[method-assign]
+
+    async def registry_down(**kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("registry unreachable")
+
+    world.registry.open = registry_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.conversation.start(request())
+    await world.conversation.drain(grace_s=1)
+
+    task = world.store.tasks[TaskKey("agent", "t1")]
+    assert titled == ["hello world"] and task.title == "A title"
+    response = task.threads[0].response
+    assert response is not None and response.is_error and response.error == "the reply could not start"

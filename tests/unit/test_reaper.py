@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -44,3 +45,23 @@ async def test_in_process_runs_never_expire_and_the_loop_stops() -> None:
     reaper.start()
     await reaper.stop()
     await reaper.stop()
+
+
+async def test_recover_spares_a_reply_whose_run_opens_while_it_settles() -> None:
+    store, registry = FakeTaskStore(), InMemoryRunRegistry()
+    for id_task in ("t1", "t2"):
+        key = TaskKey("agent", id_task)
+        thread = running_thread(key, f"th-{id_task}", f"run-{id_task}")
+        await store.add_task(task=Task("agent", id_task, "team", "t", Driver.AUTO, T0, T0, [thread]))
+    reaper = Reaper(registry=registry, store=store, settle_s=0.2)
+
+    async def claimed_late() -> None:  # the first message of a new task: stored, then claimed
+        await asyncio.sleep(0.05)
+        await registry.open(key=TaskKey("agent", "t1"), id_run="run-t1", on_interrupt=lambda reason: None)
+
+    claiming = asyncio.create_task(claimed_late())
+    assert await reaper.recover() == 1
+    await claiming
+
+    assert store.tasks[TaskKey("agent", "t1")].threads[0].status is ThreadStatus.RUNNING
+    assert store.tasks[TaskKey("agent", "t2")].threads[0].status is ThreadStatus.INTERRUPTED
