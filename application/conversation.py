@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DOUBLE_TEXT_WAIT_S = 10.0
 CLAIM_AFTER_INSERT_S = 2.0
-"""How long after storing a new task's first message its run may take to claim the task (one registry call)."""
+"""How long a new task's first run may take to claim the task after storing it (one registry call, normally)."""
 
 
 class Conversation:
@@ -55,6 +56,7 @@ class Conversation:
         persist_max_per_s: float = 100.0,
         double_text: str = "reject",
         now: Callable[[], datetime] = utcnow,
+        claim_wait_s: float = CLAIM_AFTER_INSERT_S,
     ) -> None:
         self._store = store
         self._llm = llm
@@ -63,6 +65,7 @@ class Conversation:
         self._double_text = double_text
         self._accepting = True
         self._now = now
+        self._claim_wait = claim_wait_s
         self._runner = Runner(
             store=store,
             llm=llm,
@@ -168,22 +171,28 @@ class Conversation:
         return True
 
     async def _let_the_inserter_claim(self, task: Task) -> bool:
-        """A task whose last reply was stored as running a moment ago may have no run yet: another request (for
-        the same new id, maybe on another replica) stored it and claims next. Wait until that run opened, so
-        this request is refused, or interrupts it, or follows it, instead of answering in its place.
-        True if the task read may be stale (that run may have changed it since)."""
-        last = task.threads[-1] if task.threads else None
-        if last is None or last.status is not ThreadStatus.RUNNING or last.response is None or not last.id_run:
+        """A new task is stored with its first message just before that message's run claims it. A request that
+        finds a task whose only reply is running may be racing that claim (for the same new id, maybe on
+        another replica): it waits, by its own clock, until that run is known to the registry or the reply
+        is no longer running, so that it is refused, or interrupts that run, or follows it, instead of
+        answering in its place. True if the task read may be stale."""
+        if len(task.threads) != 1 or task.threads[0].status is not ThreadStatus.RUNNING:
             return False
-        wait_s = CLAIM_AFTER_INSERT_S - (self._now() - last.response.created_at).total_seconds()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(wait_s, 0.0)):
-                while True:
-                    try:  # an opened run is known to the registry, running or ended
-                        await self._registry.read_encoded(key=task.key, id_run=last.id_run, after=2**62, timeout=0)
-                        break
-                    except UnknownEventId:
-                        await asyncio.sleep(0.01)
+        first, loop = task.threads[0], asyncio.get_running_loop()
+        deadline = loop.time() + self._claim_wait
+        for poll in itertools.count(1):
+            if first.id_run is None or loop.time() >= deadline:
+                break
+            try:  # an opened run is known to the registry, running or ended (for a while)
+                await self._registry.read_encoded(key=task.key, id_run=first.id_run, after=2**62, timeout=0)
+                break
+            except UnknownEventId:
+                pass
+            if poll % 10 == 0:  # ended and forgotten, or stored as ended by a run that could not start
+                now = await self._store.get_task(key=task.key)
+                if now is None or not now.threads or now.threads[0].status is not ThreadStatus.RUNNING:
+                    break
+            await asyncio.sleep(0.01)
         return True
 
     async def _add_task_or_get(self, run: LiveRun) -> Task | None:

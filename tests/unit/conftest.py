@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.memory_runs import InMemoryRunRegistry
-from application.conversation import Conversation
+from application.conversation import CLAIM_AFTER_INSERT_S, Conversation
 from application.tasks import Tasks
 from domain.model import MessageRequest
 from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM
@@ -18,11 +18,14 @@ class World:
         persist_max_per_s: float = 100.0,
         double_text: str = "reject",
         store: FakeTaskStore | None = None,
+        registry: InMemoryRunRegistry | None = None,
+        clock_skew: timedelta = timedelta(0),
+        claim_wait_s: float = CLAIM_AFTER_INSERT_S,
     ) -> None:
         self.store = store or FakeTaskStore()
         self.blobs = FakeBlobStore()
         self.llm = ScriptedLLM()
-        self.registry = InMemoryRunRegistry()
+        self.registry = registry or InMemoryRunRegistry()
         self.conversation = Conversation(
             store=self.store,
             llm=self.llm,
@@ -31,6 +34,8 @@ class World:
             persist_interval_s=persist_interval_s,
             persist_max_per_s=persist_max_per_s,
             double_text=double_text,
+            now=lambda: datetime.now(UTC) + clock_skew,
+            claim_wait_s=claim_wait_s,
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 

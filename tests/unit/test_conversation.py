@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+from datetime import timedelta
 
 import pytest
 
 from application.run import INTERNAL_ERROR, LiveRun
-from domain.errors import LLMError, TaskBusy, TaskNotFound
+from domain.errors import LLMError, TaskBusy, TaskNotFound, UnknownEventId
 from domain.events import (
     Error,
     Finished,
@@ -19,7 +21,7 @@ from domain.events import (
     TextChunk,
     UsageReport,
 )
-from domain.model import Attachment, TaskKey, ThreadStatus, Usage
+from domain.model import Attachment, MessageResponse, TaskKey, ThreadStatus, Usage
 from tests.registry_reads import read
 from tests.unit.conftest import World, request
 
@@ -694,3 +696,67 @@ async def test_a_new_task_gets_one_title_even_when_its_run_cannot_start(world: W
     assert titled == ["hello world"] and task.title == "A title"
     response = task.threads[0].response
     assert response is not None and response.is_error and response.error == "the reply could not start"
+
+
+async def test_a_racing_replica_waits_for_the_new_task_run_whatever_the_inserter_clock_says() -> None:
+    inserter = World(clock_skew=-timedelta(minutes=10))  # its replies look ten minutes old to the other
+    racer = World(store=inserter.store, registry=inserter.registry)
+    inserter.llm.gate = asyncio.Event()
+    inserter.llm.script = [TextChunk("x")]
+    release = insert_then_hold(inserter)
+    first = asyncio.create_task(inserter.conversation.start(request("same")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(racer.conversation.start(request("same")))
+    await asyncio.sleep(0.05)
+
+    assert not second.done()
+    release.set()
+    run, _ = await first
+    with pytest.raises(TaskBusy):
+        await second
+    inserter.llm.gate.set()
+    await run.done.wait()
+    assert [t.request.text for t in inserter.store.tasks[run.key].threads] == ["same"]
+    assert racer.llm.calls == [] and [h for h, _ in inserter.llm.calls] == [[]]
+
+
+async def test_a_racer_whose_registry_forgot_the_ended_first_run_learns_it_from_the_store() -> None:
+    inserter = World()
+    racer = World(store=inserter.store, registry=inserter.registry, claim_wait_s=30)
+    inserter.llm.script = racer.llm.script = [TextChunk("x")]
+
+    async def forgotten(**kwargs):  # type: ignore[no-untyped-def]
+        raise UnknownEventId()  # as a shared registry keeping ended runs for no time at all
+
+    inserter.registry.read_encoded = forgotten  # type: ignore[method-assign]
+    release = insert_then_hold(inserter)
+    first = asyncio.create_task(inserter.conversation.start(request("one")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(racer.conversation.start(request("two")))
+    await asyncio.sleep(0.05)
+    release.set()
+    run, _ = await first
+    await run.done.wait()
+    async with asyncio.timeout(1):
+        follow, _ = await second
+    await follow.done.wait()
+
+    [(history, _)] = racer.llm.calls
+    assert [(t.request.text, t.response.text if t.response else None) for t in history] == [("one", "x")]
+
+
+async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_a_short_wait() -> None:
+    world = World(claim_wait_s=0.1)
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="lost", id_task="t1")
+    task = world.store.tasks[TaskKey("agent", "t1")]
+    task.threads[0] = dataclasses.replace(  # stored as running by a replica that died before its claim
+        task.threads[0], response=MessageResponse("agent", "team", "t1", task.created_at), id_run="never opened"
+    )
+    world.llm.script = [TextChunk("x")]
+    started_at = asyncio.get_running_loop().time()
+    run, _ = await world.conversation.start(request("hello"))
+    waited = asyncio.get_running_loop().time() - started_at
+    await run.done.wait()
+
+    assert 0.1 <= waited < 1.0
+    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["lost", "hello"]
