@@ -114,9 +114,7 @@ class Conversation:
                 await self._end_unstarted(run, error)
             raise
         try:
-            if stored:  # the first thread: no history, nothing left to store
-                self._runner.prime(run)
-            else:
+            if not stored:  # (a stored first thread has no history and nothing left to store: the run starts the model)
                 if interrupted or stale:  # the task as the run before this one left it
                     task = await self._store.get_task(key=key)
                     _check_team(task, request)

@@ -449,14 +449,16 @@ async def test_a_model_that_fails_while_the_request_is_stored_ends_the_run_with_
     assert thread.request.text == "hello world" and thread.response is not None and thread.response.is_error
 
 
-async def test_a_run_interrupted_before_it_runs_stops_the_model_it_started(world: World) -> None:
+@pytest.mark.parametrize("id_task", ["", "t1"])
+async def test_a_run_interrupted_before_it_runs_stops_the_model_it_started(world: World, id_task: str) -> None:
     world.llm.script = [TextChunk("never seen")]
     world.llm.gate = asyncio.Event()
-    run, _ = await world.conversation.start(request())
+    run, _ = await world.conversation.start(request(id_task=id_task))
     run.interrupt("stop")  # before the run's task takes the model over
     await run.done.wait()
 
-    assert world.llm.closed == 1
+    # a task id the server made is stored while the model starts; a new task of the client's, before it
+    assert (len(world.llm.calls), world.llm.closed) == ((1, 1) if id_task == "" else (0, 0))
     response = world.store.tasks[run.key].threads[0].response
     assert response is not None and response.is_interrupted and response.text == ""
 
