@@ -496,7 +496,9 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
         "`bench/results/<date>-<db>.json`; `python -m bench.report <json files>` renders this page again;",
         "`python -m bench.micro_store` times the store calls of one message on every store adapter;",
         "`python -m bench.repeat_s2 [N]` runs scenario 2 N more times (floor, SQLite, PostgreSQL in turn);",
-        "`python -m bench.pieces` measures what uvloop, httptools and orjson gain.",
+        "`python -m bench.pieces` measures what uvloop, httptools and orjson gain;",
+        "`python -m bench.thread_hops` times a call handed to a thread (SQLite's writer) on an idle and a busy loop;",
+        "`python -m bench.ab ROOT_A ROOT_B` compares two checkouts side by side.",
         "",
     ]
     md_path.write_text("\n".join(lines))
