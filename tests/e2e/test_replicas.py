@@ -170,6 +170,30 @@ async def test_double_text_and_interrupt_through_b_stop_a_run_on_a(clients: tupl
     assert (await b.post("/tasks/agent-1/stop/interrupt")).status_code == 409
 
 
+async def test_one_new_id_sent_to_both_at_once_makes_one_task_and_no_stray_thread(
+    clients: tuple[httpx.AsyncClient, ...],
+) -> None:
+    a, b = clients
+    ids = [f"twice-{i}" for i in range(10)]
+
+    async def send(http: httpx.AsyncClient, id_task: str) -> int:
+        async with http.stream("POST", "/messages", data={**FORM, "id_task": id_task, "text": "hi there"}) as response:
+            if response.status_code == 200:
+                await parse(response.aiter_raw())
+            else:
+                await response.aread()
+            return response.status_code
+
+    statuses = await asyncio.gather(*(send(http, id_task) for id_task in ids for http in (a, b)))
+
+    for i, id_task in enumerate(ids):
+        pair = sorted(statuses[2 * i : 2 * i + 2])
+        assert pair in ([200, 200], [200, 409]), pair  # refused while the other runs, or answered after it
+        stored = (await b.get(f"/tasks/agent-1/{id_task}")).json()["content"]
+        assert len(stored) == pair.count(200), "a refused message left no thread"
+        assert all(thread["response"]["is_finished"] for thread in stored), stored
+
+
 async def test_deleting_through_b_stops_the_run_on_a(clients: tuple[httpx.AsyncClient, ...]) -> None:
     a, b = clients
     original = Stream()
