@@ -119,6 +119,7 @@ class Conversation:
                     task = await self._store.get_task(key=key)
                     _check_team(task, request)
                 await self._write_ahead(task, run)
+                stored = True
             self._known.add(key)
             self._live[key] = run
             started = Started(
@@ -128,11 +129,13 @@ class Conversation:
                 created_at=run.builder.created_at,
             )
             await self._runner.publish(run, started)
-        except BaseException:
+        except BaseException as error:
             if self._live.get(key) is run:
                 del self._live[key]
             try:
                 await self._runner.unprime(run)
+                if stored:  # while the claim still keeps the next message out
+                    await self._end_unstarted(run, error)
             finally:
                 await self._registry.close(key=key, id_run=run.id_run)
             raise
@@ -216,7 +219,8 @@ class Conversation:
             raise TaskNotFound() from None
 
     async def _end_unstarted(self, run: LiveRun, error: BaseException) -> None:
-        """The request was stored but its run could not start: its reply ends in an error, not running."""
+        """The request was stored but its run could not start: its reply ends in an error, not running (a
+        registry shared by replicas would have it reaped; an in-process one, only at the next restart)."""
         run.builder.add(Error(str(error) if isinstance(error, DomainError) else "the reply could not start"))
         try:
             await self._store.save_response(

@@ -762,3 +762,27 @@ async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_
 
     assert 0.1 <= waited < 1.0
     assert [t.request.text for t in world.store.tasks[run.key].threads] == ["lost", "hello"]
+
+
+@pytest.mark.parametrize("known", [False, True])
+async def test_a_stored_request_whose_run_cannot_announce_itself_ends_in_an_error(world: World, known: bool) -> None:
+    if known:
+        first, _ = await world.conversation.start(request("first"))
+        await first.done.wait()
+    real_publish = world.registry.publish
+
+    async def started_lost(**kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(kwargs["event"], Started):
+            raise ConnectionError("registry unreachable")
+        return await real_publish(**kwargs)
+
+    world.registry.publish = started_lost  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.conversation.start(request("second"))
+
+    threads = world.store.tasks[TaskKey("agent", "t1")].threads
+    assert [t.request.text for t in threads] == (["first", "second"] if known else ["second"])
+    assert threads[-1].status is ThreadStatus.ERROR
+    assert threads[-1].response is not None and threads[-1].response.error == "the reply could not start"
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+    assert world.llm.closed == len(world.llm.calls)
