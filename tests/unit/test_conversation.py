@@ -635,37 +635,45 @@ def insert_then_hold(world: World) -> asyncio.Event:
     return release
 
 
-async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_first_run_and_is_refused(
-    world: World,
-) -> None:
-    world.llm.gate = asyncio.Event()
-    world.llm.script = [TextChunk("x")]
-    release = insert_then_hold(world)
-    first = asyncio.create_task(world.conversation.start(request("same")))
+async def racing(
+    inserter: World, first: str, second: str, *, racer: World | None = None
+) -> tuple[asyncio.Task[tuple[LiveRun, Started]], asyncio.Task[tuple[LiveRun, Started]], asyncio.Event]:
+    """Message `first` stores the new task t1 and is held before its claim until the returned event is set;
+    message `second`, for the same id (through `racer`, another replica, if given), starts meanwhile."""
+    release = insert_then_hold(inserter)
+    one = asyncio.create_task(inserter.conversation.start(request(first)))
     await asyncio.sleep(0.01)
-    second = asyncio.create_task(world.conversation.start(request("same")))
-    await asyncio.sleep(0.05)  # the second found the task the first stored: it waits for its run
+    two = asyncio.create_task((racer or inserter).conversation.start(request(second)))
+    await asyncio.sleep(0.05)
+    return one, two, release
 
-    assert not second.done() and world.llm.calls == []
+
+@pytest.mark.parametrize("replicas", ["one", "two, with clocks ten minutes apart"])
+async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_first_run_and_is_refused(
+    replicas: str,
+) -> None:
+    inserter = World(clock_skew=-timedelta(minutes=10))
+    racer = inserter if replicas == "one" else World(store=inserter.store, registry=inserter.registry)
+    inserter.llm.gate = asyncio.Event()
+    inserter.llm.script = [TextChunk("x")]
+    first, second, release = await racing(inserter, "same", "same", racer=racer)
+
+    assert not second.done()  # it found the task the first one stored: it waits for that one's run
     release.set()
     run, _ = await first
     with pytest.raises(TaskBusy):
         await second
-    world.llm.gate.set()
+    inserter.llm.gate.set()
     await run.done.wait()
 
-    [(history, _)] = world.llm.calls
-    assert history == []
-    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["same"]
+    assert [t.request.text for t in inserter.store.tasks[run.key].threads] == ["same"]
+    assert [history for history, _ in inserter.llm.calls] == [[]]
+    assert racer is inserter or racer.llm.calls == []
 
 
 async def test_a_message_racing_a_new_task_that_already_ended_follows_it_with_its_history(world: World) -> None:
     world.llm.script = [TextChunk("x")]
-    release = insert_then_hold(world)
-    first = asyncio.create_task(world.conversation.start(request("one")))
-    await asyncio.sleep(0.01)
-    second = asyncio.create_task(world.conversation.start(request("two")))
-    await asyncio.sleep(0.05)
+    first, second, release = await racing(world, "one", "two")
     release.set()
     run, _ = await first
     await run.done.wait()
@@ -700,28 +708,6 @@ async def test_a_new_task_gets_one_title_even_when_its_run_cannot_start(world: W
     assert response is not None and response.is_error and response.error == "the reply could not start"
 
 
-async def test_a_racing_replica_waits_for_the_new_task_run_whatever_the_inserter_clock_says() -> None:
-    inserter = World(clock_skew=-timedelta(minutes=10))  # its replies look ten minutes old to the other
-    racer = World(store=inserter.store, registry=inserter.registry)
-    inserter.llm.gate = asyncio.Event()
-    inserter.llm.script = [TextChunk("x")]
-    release = insert_then_hold(inserter)
-    first = asyncio.create_task(inserter.conversation.start(request("same")))
-    await asyncio.sleep(0.01)
-    second = asyncio.create_task(racer.conversation.start(request("same")))
-    await asyncio.sleep(0.05)
-
-    assert not second.done()
-    release.set()
-    run, _ = await first
-    with pytest.raises(TaskBusy):
-        await second
-    inserter.llm.gate.set()
-    await run.done.wait()
-    assert [t.request.text for t in inserter.store.tasks[run.key].threads] == ["same"]
-    assert racer.llm.calls == [] and [h for h, _ in inserter.llm.calls] == [[]]
-
-
 async def test_a_racer_whose_registry_forgot_the_ended_first_run_learns_it_from_the_store() -> None:
     inserter = World()
     racer = World(store=inserter.store, registry=inserter.registry, claim_wait_s=30)
@@ -731,11 +717,7 @@ async def test_a_racer_whose_registry_forgot_the_ended_first_run_learns_it_from_
         raise UnknownEventId()  # as a shared registry keeping ended runs for no time at all
 
     inserter.registry.read_encoded = forgotten  # type: ignore[method-assign]
-    release = insert_then_hold(inserter)
-    first = asyncio.create_task(inserter.conversation.start(request("one")))
-    await asyncio.sleep(0.01)
-    second = asyncio.create_task(racer.conversation.start(request("two")))
-    await asyncio.sleep(0.05)
+    first, second, release = await racing(inserter, "one", "two", racer=racer)
     release.set()
     run, _ = await first
     await run.done.wait()
