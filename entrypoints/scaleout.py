@@ -14,7 +14,7 @@ from adapters.memory_runs import InMemoryRunRegistry
 from adapters.redis_runs import RedisRunRegistry
 from adapters.sqlalchemy_store.blobs import SqlAlchemyBlobStore
 from adapters.sqlalchemy_store.engine import Database
-from application.conversation import CLAIM_AFTER_INSERT_S
+from application.claims import CLAIM_AFTER_INSERT_S
 from application.reaper import Reaper
 from domain.ports import BlobStore, RunRegistry, TaskStore
 from entrypoints.settings import Settings

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.memory_runs import InMemoryRunRegistry
-from application.conversation import CLAIM_AFTER_INSERT_S, Conversation
+from application.claims import CLAIM_AFTER_INSERT_S
+from application.conversation import Conversation
 from application.tasks import Tasks
 from domain.model import MessageRequest
 from tests.fakes import FakeBlobStore, FakeTaskStore, ScriptedLLM

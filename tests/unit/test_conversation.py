@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from application.run import INTERNAL_ERROR, LiveRun
-from domain.errors import LLMError, TaskBusy, TaskNotFound, UnknownEventId
+from domain.errors import LLMError, ShuttingDown, TaskBusy, TaskNotFound, UnknownEventId
 from domain.events import (
     Error,
     Finished,
@@ -652,8 +652,8 @@ async def racing(
 async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_first_run_and_is_refused(
     replicas: str,
 ) -> None:
-    inserter = World(clock_skew=-timedelta(minutes=10))
-    racer = inserter if replicas == "one" else World(store=inserter.store, registry=inserter.registry)
+    inserter = World(clock_skew=-timedelta(minutes=10), claim_wait_s=30)
+    racer = inserter if replicas == "one" else World(store=inserter.store, registry=inserter.registry, claim_wait_s=30)
     inserter.llm.gate = asyncio.Event()
     inserter.llm.script = [TextChunk("x")]
     first, second, release = await racing(inserter, "same", "same", racer=racer)
@@ -662,7 +662,8 @@ async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_fi
     release.set()
     run, _ = await first
     with pytest.raises(TaskBusy):
-        await second
+        async with asyncio.timeout(1):  # as soon as that run is known, not after the whole wait
+            await second
     inserter.llm.gate.set()
     await run.done.wait()
 
@@ -768,3 +769,61 @@ async def test_a_stored_request_whose_run_cannot_announce_itself_ends_in_an_erro
     assert threads[-1].response is not None and threads[-1].response.error == "the reply could not start"
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
     assert world.llm.closed == len(world.llm.calls)
+
+
+async def test_a_request_that_fails_before_it_is_stored_stores_no_error_reply(world: World) -> None:
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    calls = record_store_calls(world)
+
+    async def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database is gone")
+
+    world.store.add_thread = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await world.conversation.start(request("second"))
+
+    assert "save_response" not in calls
+    assert [t.request.text for t in world.store.tasks[first.key].threads] == ["first"]
+    assert await world.registry.active(key=first.key) is None
+
+
+async def test_a_reply_that_ends_between_the_read_and_the_claim_reaches_the_next_history(world: World) -> None:
+    world.llm.script = [TextChunk("answer")]
+    one, _ = await world.conversation.start(request("one"))
+    await one.done.wait()
+    world.llm.gate = asyncio.Event()
+    two, _ = await world.conversation.start(request("two"))
+    real_get = world.store.get_task
+
+    async def read_then_let_two_end(**kwargs):  # type: ignore[no-untyped-def]
+        world.store.get_task = real_get  # type: ignore[method-assign]
+        task = await real_get(**kwargs)  # "two" still running in this copy
+        assert world.llm.gate is not None
+        world.llm.gate.set()
+        await two.done.wait()
+        return task
+
+    world.store.get_task = read_then_let_two_end  # type: ignore[method-assign]
+    three, _ = await world.conversation.start(request("three"))
+    await three.done.wait()
+
+    history = world.llm.calls[-1][0]
+    assert [(t.request.text, t.response.text if t.response else None) for t in history] == [
+        ("one", "answer"),
+        ("two", "answer"),
+    ]
+
+
+async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_drains() -> None:
+    world = World(claim_wait_s=0.2)
+    first, second, release = await racing(world, "same", "same")
+    await world.conversation.drain(grace_s=0.01)
+    release.set()
+
+    for starting in (first, second):
+        with pytest.raises(ShuttingDown):
+            await starting
+    [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
+    assert thread.status is ThreadStatus.ERROR and world.llm.calls == []
+    assert await world.registry.active(key=TaskKey("agent", "t1")) is None
