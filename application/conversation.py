@@ -118,6 +118,7 @@ class Conversation:
             finally:
                 await self._registry.close(key=key, id_run=run.id_run)
             raise
+        self._runner.begin(run)
         self._spawn(self._run(run))
         return run, started
 

@@ -84,10 +84,18 @@ class Runner:
         self._running = 0
         self._stopping: set[asyncio.Task[None]] = set()
 
-    async def execute(self, run: LiveRun) -> None:
+    def begin(self, run: LiveRun) -> None:
+        """Start consuming the model now, in the run's pump task, so it starts in the next loop iteration, not
+        after `execute` starts (one iteration later). `execute` must follow: it takes the run to its end."""
+        if run.pump is not None:
+            return
         self._running += 1
         run.last_persist = time.monotonic()
         run.persist_due = run.last_persist + self._persist_interval
+        run.pump = asyncio.create_task(self._pump(run))
+
+    async def execute(self, run: LiveRun) -> None:
+        self.begin(run)
         try:
             await self._execute(run)
         finally:
@@ -114,7 +122,7 @@ class Runner:
         await asyncio.shield(stop)
 
     async def _execute(self, run: LiveRun) -> None:
-        run.pump = asyncio.create_task(self._pump(run))
+        assert run.pump is not None
         if run.interrupt_reason is not None:
             run.pump.cancel()
         hard_cancel = False
@@ -126,15 +134,21 @@ class Runner:
             if hard_cancel:
                 run.pump.cancel()
             terminal = Interrupted(reason=run.interrupt_reason or "cancelled")
-        except LLMError as error:
-            terminal = Error(error=str(error))
-        except Exception:
-            log.exception("run %s of task %s failed", run.id_run, run.key)
-            terminal = Error(error=INTERNAL_ERROR)
+        except Exception as error:
+            terminal = self._failed(run, error)
         await self.unprime(run)  # a pump cancelled before it ran leaves the primed model to us
         await self._finish(run, terminal)
         if hard_cancel:
             raise asyncio.CancelledError()
+
+    def _failed(self, run: LiveRun, error: Exception) -> Terminal:
+        if run.interrupt_reason is not None:  # the model failed as it was stopped: the run still ends as asked
+            log.warning("run %s of task %s failed while interrupted", run.id_run, run.key, exc_info=error)
+            return Interrupted(reason=run.interrupt_reason)
+        if isinstance(error, LLMError):
+            return Error(error=str(error))
+        log.error("run %s of task %s failed", run.id_run, run.key, exc_info=error)
+        return Error(error=INTERNAL_ERROR)
 
     async def _pump(self, run: LiveRun) -> Terminal:
         stream, first = run.model, run.first
@@ -162,7 +176,10 @@ class Runner:
                     if end is not None:
                         return end
         finally:
-            await _aclose(stream)
+            try:
+                await _aclose(stream)
+            except Exception:  # the run ends as it would have: its events are all in
+                log.warning("could not close a model's stream", exc_info=True)
         return Finished()
 
     async def _take(self, run: LiveRun, event: LLMEvent) -> Terminal | None:

@@ -65,12 +65,15 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        body_send = scope.get(BODY_SEND, send)
+        if not await self._catch_up(body_send):
+            return
         # The frames are written by a task of their own (or, pushed, by the run's), so each event resumes two
         # coroutine frames, not the two dozen of the ASGI stack this task runs under; this task waits on
         # `receive()`, which ends when the client goes or once the response is complete.
         current = asyncio.current_task()
         assert current is not None
-        pump = asyncio.create_task(self._pump(scope.get(BODY_SEND, send)))
+        pump = asyncio.create_task(self._pump(body_send))
         waiting, woken, gone = True, False, False
 
         def pumped(task: asyncio.Task[None]) -> None:
@@ -99,6 +102,23 @@ class EventStream(Response):
             return
         if (error := pump.exception()) is not None:
             raise error
+
+    async def _catch_up(self, send: Send) -> bool:
+        """Write what the run has published so far (`started`, at least, for a new run) right away, not a loop
+        iteration later from the pump's task; False if that was the whole stream."""
+        try:
+            events, ended = await self._source.read(after=self._after, timeout=0)
+        except Exception:
+            log.exception("lost the events of run %s after %d", self._source.id_run, self._after)
+            await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
+            return False
+        if ended:
+            await send({"type": "http.response.body", "body": frames(self._source.id_run, events) + DONE})
+            return False
+        if events:
+            self._after = events[-1][0]
+            await send({"type": "http.response.body", "body": frames(self._source.id_run, events), "more_body": True})
+        return True
 
     async def _pump(self, send: Send) -> None:
         cursor, id_run = self._after, self._source.id_run

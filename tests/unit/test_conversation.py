@@ -486,6 +486,7 @@ async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
     async def raises_on_close(**kwargs):  # type: ignore[no-untyped-def]
         try:
             yield TextChunk("first")
+            await asyncio.Event().wait()
             yield TextChunk("never")
         finally:
             raise RuntimeError("the connection broke while closing")
@@ -497,12 +498,41 @@ async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
         await asyncio.sleep(0)
     release.set()
     run, _ = await starting
-    run.interrupt("stop")  # before the run's task takes the model over: the run stops it
+    while run.seq < 2:  # `started`, then "first": the model is open
+        await asyncio.sleep(0)
+    run.interrupt("stop")
     await asyncio.wait_for(run.done.wait(), 5)
 
     assert await world.registry.active(key=run.key) is None
     response = world.store.tasks[run.key].threads[0].response
     assert response is not None and response.is_interrupted
+    assert "failed while interrupted" in caplog.text and "the connection broke while closing" in caplog.text
+
+
+async def test_a_model_that_fails_to_close_after_its_last_event_still_lets_the_run_finish(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stream:
+        def __init__(self) -> None:
+            self.events = iter([TextChunk("all"), TextChunk(" of it")])
+
+        def __aiter__(self) -> Stream:
+            return self
+
+        async def __anext__(self) -> TextChunk:
+            for event in self.events:
+                return event
+            raise StopAsyncIteration
+
+        async def aclose(self) -> None:
+            raise RuntimeError("the connection broke while closing")
+
+    world.llm.stream = lambda **kwargs: Stream()  # type: ignore[method-assign]
+    run, started = await world.conversation.start(request())
+
+    assert await collect(world, run) == [started, TextChunk("all"), TextChunk(" of it"), Finished()]
+    response = world.store.tasks[run.key].threads[0].response
+    assert response is not None and response.text == "all of it" and not response.is_error
     assert "could not close a model's stream" in caplog.text
 
 

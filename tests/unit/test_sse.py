@@ -31,6 +31,8 @@ class Source:
     async def read(self, *, after: int, timeout: float) -> tuple[list[tuple[int, bytes]], bool]:
         if self.mode == "end":
             return [(1, b'{"event":"finished"}')], True
+        if timeout <= 0:
+            return [], False
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -194,7 +196,27 @@ async def test_pushed_events_are_written_as_they_are_published_and_the_end_read(
     source.end()
     await asyncio.wait_for(task, 2)
     assert bodies(server) == frames("r1", source.events) + b"data: [DONE]\n\n"
-    assert source.reads == 1  # once, for the end
+    assert source.reads == 2  # once as the stream starts (nothing yet), once for the end
+
+
+async def test_what_was_published_before_the_stream_began_is_written_before_its_follower_starts() -> None:
+    source, server = PushingSource(), Server()
+    source.publish(1)  # `started`, published as the run was claimed
+    first_push: list[bytes] = []
+    push = source.push
+
+    async def noting(**kwargs: Any) -> bool:
+        first_push.append(bodies(server))
+        source.push = push  # type: ignore[method-assign]
+        return await push(**kwargs)
+
+    source.push = noting  # type: ignore[method-assign]
+    task = asyncio.create_task(EventStream(source=source, pushable=PUSH)({"type": "http"}, server.receive, server.send))
+    await asyncio.wait_for(source.attached.wait(), 2)
+    assert first_push == [frames("r1", source.events)]  # by the response's own task, not a loop pass later
+    source.end()
+    await asyncio.wait_for(task, 2)
+    assert bodies(server) == frames("r1", source.events) + b"data: [DONE]\n\n"
 
 
 async def test_a_write_that_waits_for_a_slow_client_is_finished_in_order_before_anything_after_it() -> None:
