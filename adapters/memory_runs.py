@@ -65,16 +65,27 @@ class _Run:
 
     def push(self, seq: int, frame: bytes) -> None:
         for sink, attached in tuple(self.sinks):
-            try:
-                kept = sink(seq, frame)
-            except Exception as error:  # the follower's failure, not the run's: it comes out of its push
-                kept = False
-                if not attached.done():
-                    attached.set_exception(error)
-            if not kept:
-                self.sinks.remove((sink, attached))
-                if not attached.done():
-                    attached.set_result(None)
+            self._hand(sink, attached, seq, frame)
+
+    def end_pushes(self) -> None:
+        """Tell each follower that took every event that the run closed, and stop pushing."""
+        for sink, attached in tuple(self.sinks):
+            self._hand(sink, attached, self.first_seq + self.count() - 1, b"")
+            if not attached.done():
+                attached.set_result(None)
+        self.sinks.clear()
+
+    def _hand(self, sink: EventSink, attached: asyncio.Future[None], seq: int, frame: bytes) -> None:
+        try:
+            kept = sink(seq, frame)
+        except Exception as error:  # the follower's failure, not the run's: it comes out of its push
+            kept = False
+            if not attached.done():
+                attached.set_exception(error)
+        if not kept:
+            self.sinks.remove((sink, attached))
+            if not attached.done():
+                attached.set_result(None)
 
 
 class InMemoryRunRegistry:
@@ -115,12 +126,9 @@ class InMemoryRunRegistry:
         run = self._runs.get(id_run)
         if run is not None:
             run.closed = True
+            run.end_pushes()
             run.pack()
             run.wake()
-            for _, attached in run.sinks:
-                if not attached.done():
-                    attached.set_result(None)
-            run.sinks.clear()
             self._ended[id_run] = time.monotonic()
         self._prune()
 

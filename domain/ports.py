@@ -121,7 +121,8 @@ class BlobStore(Protocol):
 
 
 EventSink = Callable[[int, bytes], bool]
-"""Takes one event (seq, contract JSON) as it is published; False once it cannot take the next one now."""
+"""Takes one event (seq, contract JSON) as it is published; False once it cannot take the next one now. A sink
+that took every event is told the run closed: `(seq of the last event, b"")`, then nothing more."""
 
 
 class RunRegistry(Protocol):

@@ -125,18 +125,24 @@ class EventStream(Response):
         head = id_run.encode()
         waiting: tuple[Generator[Any, None, None], Any] | None = None
         failure: BaseException | None = None
+        over = False
 
         def push(seq: int, data: bytes) -> bool:
-            # Called by the run as it publishes: the frame is written in its task, with no wake-up of this one.
-            # A send that has to wait (a slow client) is left for this task to finish before it writes more.
-            nonlocal cursor, waiting, failure
-            cursor = seq
-            message = {"type": "http.response.body", "body": FRAME % (head, seq, data), "more_body": True}
+            # Called by the run as it publishes: the frame is written in its task, with no wake-up of this one;
+            # `[DONE]` too, as the run closes. A send that has to wait (a slow client) is left for this task to
+            # finish before it writes more.
+            nonlocal cursor, waiting, failure, over
+            if data:
+                cursor = seq
+                message = {"type": "http.response.body", "body": FRAME % (head, seq, data), "more_body": True}
+            else:
+                over = True
+                message = {"type": "http.response.body", "body": DONE, "more_body": False}
             try:
                 write = send(message).__await__()
                 waiting = (write, write.send(None))
             except StopIteration:
-                return True
+                return not over
             except BaseException as error:
                 failure = error
             return False
@@ -145,7 +151,7 @@ class EventStream(Response):
         while True:
             try:
                 pushed = pushes and await self._source.push(after=cursor, timeout=self._keepalive, sink=push)
-                if failure is None and waiting is None:
+                if failure is None and waiting is None and not over:
                     events, ended = await self._source.read(after=cursor, timeout=0 if pushed else self._keepalive)
             except Exception:
                 log.exception("lost the events of run %s after %d", id_run, cursor)
@@ -156,7 +162,11 @@ class EventStream(Response):
             if waiting is not None:
                 await _finish(*waiting)
                 waiting = None
+                if over:
+                    return
                 continue
+            if over:
+                return
             if events:
                 cursor = events[-1][0]
                 body = frames(id_run, events)

@@ -135,8 +135,12 @@ async def test_a_follower_that_keeps_up_is_pushed_every_event_or_told_to_read(pa
     await pair.a.open(key=KEY, id_run="r1", on_interrupt=Interrupts())
     await pair.a.publish(key=KEY, id_run="r1", seq=1, event=TextChunk("w1"))
     got: list[tuple[int, bytes]] = []
+    told_closed: list[int] = []
 
     def sink(seq: int, data: bytes) -> bool:
+        if not data:  # the run closed with every event pushed
+            told_closed.append(seq)
+            return False
         got.append((seq, data))
         return True
 
@@ -155,8 +159,9 @@ async def test_a_follower_that_keeps_up_is_pushed_every_event_or_told_to_read(pa
             (3, TextChunk("w3")),
             (4, Finished()),
         ]
+        assert told_closed == [4]
     else:
-        assert got == []
+        assert got == told_closed == []
     cursor = got[-1][0] if got else 1
     events, ended = await pair.b.read_encoded(key=KEY, id_run="r1", after=cursor, timeout=1)
     assert [seq for seq, _ in events] == list(range(cursor + 1, 5)) and ended

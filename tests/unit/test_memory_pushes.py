@@ -19,10 +19,14 @@ class Sink:
         self.got: list[int] = []
         self.takes = takes
         self.fails = fails
+        self.ended_after: int | None = None
 
     def __call__(self, seq: int, data: bytes) -> bool:
         if self.fails:
             raise OSError("broken pipe")
+        if not data:
+            self.ended_after = seq
+            return False
         self.got.append(seq)
         return len(self.got) < self.takes
 
@@ -64,6 +68,16 @@ async def test_several_followers_are_pushed_each_event(registry: InMemoryRunRegi
     await registry.close(key=KEY, id_run="r1")
     assert await asyncio.gather(*pushes) == [True, True]
     assert first.got == second.got == [1, 2]
+    assert first.ended_after == second.ended_after == 2  # told as the run closed, from inside `close`
+
+
+async def test_only_a_follower_that_took_every_event_is_told_the_run_closed(registry: InMemoryRunRegistry) -> None:
+    keeps_up, falls_behind = Sink(), Sink(takes=1)
+    pushes = [await started(registry, keeps_up), await started(registry, falls_behind)]
+    await publish(registry, 1, 2)
+    await registry.close(key=KEY, id_run="r1")
+    await asyncio.gather(*pushes)
+    assert (keeps_up.ended_after, falls_behind.ended_after) == (2, None)
 
 
 async def test_a_failing_sink_fails_its_push_not_the_run(registry: InMemoryRunRegistry) -> None:
