@@ -498,6 +498,8 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
         "`python -m bench.repeat_s2 [N]` runs scenario 2 N more times (floor, SQLite, PostgreSQL in turn);",
         "`python -m bench.pieces` measures what uvloop, httptools and orjson gain;",
         "`python -m bench.thread_hops` times a call handed to a thread (SQLite's writer) on an idle and a busy loop;",
+        "`python -m bench.unloaded` runs scenario 2's streams at 20 streams (the latency of the path, no load);",
+        "`python -m bench.timeline` times each step of one message on an idle server;",
         "`python -m bench.ab ROOT_A ROOT_B` compares two checkouts side by side.",
         "",
     ]
