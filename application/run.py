@@ -93,6 +93,8 @@ class Runner:
         run.last_persist = time.monotonic()
         run.persist_due = run.last_persist + self._persist_interval
         run.pump = asyncio.create_task(self._pump(run))
+        if run.interrupt_reason is not None:  # interrupted while it was being stored: the model never runs
+            run.pump.cancel()
 
     async def execute(self, run: LiveRun) -> None:
         self.begin(run)
@@ -123,8 +125,6 @@ class Runner:
 
     async def _execute(self, run: LiveRun) -> None:
         assert run.pump is not None
-        if run.interrupt_reason is not None:
-            run.pump.cancel()
         hard_cancel = False
         terminal: Terminal
         try:

@@ -62,6 +62,7 @@ class EventStream(Response):
         self.body = b""
         self.raw_headers = SSE_HEADERS + (headers or [])
         self._on_disconnect = on_disconnect
+        self._complete = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -91,8 +92,9 @@ class EventStream(Response):
         finally:
             waiting = False
             if not pump.done():
-                gone = True
-                pump.cancel()
+                if not self._complete:  # (complete: `[DONE]` went out from the run's close, the pump ends next)
+                    gone = True
+                    pump.cancel()
                 await asyncio.wait([pump])
             if not pump.cancelled():
                 pump.exception()  # retrieved: raised below, or dropped with this task's own cancellation
@@ -142,6 +144,7 @@ class EventStream(Response):
                 write = send(message).__await__()
                 waiting = (write, write.send(None))
             except StopIteration:
+                self._complete = over
                 return not over
             except BaseException as error:
                 failure = error

@@ -480,6 +480,44 @@ async def test_a_model_started_without_the_history_of_a_task_created_meanwhile_i
     assert world.llm.closed == 2
 
 
+async def interrupted_while_stored(world: World, *, held: bool) -> tuple[LiveRun, list[MessageChunk]]:
+    """A follow-up whose interrupt is acknowledged while its request is being stored (its model primed)."""
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    world.llm.script = [TextChunk("early")]
+    if held:  # the model says one thing at once, then holds
+        scripted = world.llm.stream
+
+        async def holding(**kwargs):  # type: ignore[no-untyped-def]
+            async for event in scripted(**kwargs):
+                yield event
+            await asyncio.Event().wait()
+
+        world.llm.stream = holding  # type: ignore[method-assign]
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request("second")))
+    while not world.llm.calls[1:]:
+        await asyncio.sleep(0)
+    assert await world.conversation.interrupt(key=request().key, reason="stop")
+    release.set()
+    run, started = await starting
+    events = await collect(world, run)
+    assert events[0] == started
+    return run, events[1:]
+
+
+@pytest.mark.parametrize("more", [True, False])
+async def test_an_interrupt_acknowledged_while_the_request_is_stored_lets_nothing_of_the_model_out(
+    world: World, more: bool
+) -> None:
+    # held: the model has more to say; else it says everything at once, and must not be stored as finished
+    run, events = await interrupted_while_stored(world, held=more)
+
+    assert events == [Interrupted("stop")]
+    response = world.store.tasks[run.key].threads[-1].response
+    assert response is not None and response.is_interrupted and response.text == ""
+
+
 async def test_a_model_that_fails_to_close_still_lets_an_interrupted_run_end(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -302,13 +302,15 @@ async def test_a_follower_pushed_to_by_the_registry_gets_pings_while_the_run_is_
 
 
 async def test_a_follower_pushed_to_by_the_registry_is_ended_by_the_runs_close() -> None:
-    registry, key, server = InMemoryRunRegistry(), TaskKey("agent", "task"), Server()
+    registry, key, server, gone = InMemoryRunRegistry(), TaskKey("agent", "task"), Server(), []
+
+    async def on_disconnect() -> None:
+        gone.append(1)
+
     await registry.open(key=key, id_run="r1", on_interrupt=lambda reason: None)
-    task = asyncio.create_task(
-        EventStream(source=LiveSource(registry, key, "r1"), pushable=PUSH)(
-            {"type": "http"}, server.receive, server.send
-        )
-    )
+    source = LiveSource(registry, key, "r1")
+    stream = EventStream(source=source, pushable=PUSH, on_disconnect=on_disconnect)
+    task = asyncio.create_task(stream({"type": "http"}, server.receive, server.send))
     await registry.publish(key=key, id_run="r1", seq=1, event=TextChunk("a"))
     await asyncio.sleep(0.01)
     await registry.publish(key=key, id_run="r1", seq=2, event=Finished())
@@ -316,6 +318,7 @@ async def test_a_follower_pushed_to_by_the_registry_is_ended_by_the_runs_close()
     assert bodies(server).endswith(b'data: {"event":"finished"}\n\ndata: [DONE]\n\n')  # written in `close`
     await asyncio.wait_for(task, 2)
     assert bodies(server).count(b"[DONE]") == 1
+    assert gone == []  # complete: the client did not go
 
 
 def test_only_uvicorns_own_send_is_written_to_from_the_runs_task() -> None:
