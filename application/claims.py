@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from application.reaper import REAPED
 from application.run import LiveRun
 from domain.errors import NoActiveRun, TaskBusy, TaskNotFound, UnknownEventId
 from domain.model import MessageRequest, Task, TaskKey, ThreadStatus
@@ -61,7 +62,8 @@ class Claims:
         only reply is running, another request (for the same new id, maybe on another replica) may be about to
         claim: wait, by this process's clock, until that run is known to the registry or the reply is stored as
         ended, so that this request is refused, interrupts that run, or follows it, instead of answering in
-        its place. A reply left running by a run that never claimed costs the full wait, until recovery.
+        its place. A reply still running after the whole wait was left by a run that never claimed (its server
+        stopped in between): it is ended as interrupted, so that no later message waits for it again.
         """
         last = task.threads[-1] if task.threads else None
         if last is None or last.status is not ThreadStatus.RUNNING:
@@ -82,6 +84,8 @@ class Claims:
             if polls % 10 == 0 and not await self._still_running(key):  # ended, and forgotten by the registry
                 return
             await asyncio.sleep(0.01)
+        # never claimed (a run that claims this late is refused, and ends its reply in an error itself)
+        await self._store.interrupt_running(reason=REAPED, id_runs=[id_run])
 
     async def _still_running(self, key: TaskKey) -> bool:
         task = await self._store.get_task(key=key)

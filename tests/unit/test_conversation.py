@@ -798,7 +798,7 @@ async def test_a_racer_whose_registry_forgot_the_ended_first_run_learns_it_from_
     assert [(t.request.text, t.response.text if t.response else None) for t in history] == [("one", "x")]
 
 
-async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_a_short_wait() -> None:
+async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_a_short_wait_and_ends_it() -> None:
     world = World(claim_wait_s=0.1)
     await world.tasks.create(id_team_agent="agent", id_team="team", text="lost", id_task="t1")
     task = world.store.tasks[TaskKey("agent", "t1")]
@@ -812,7 +812,10 @@ async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_
     await run.done.wait()
 
     assert 0.1 <= waited < 1.0
-    assert [t.request.text for t in world.store.tasks[run.key].threads] == ["lost", "hello"]
+    lost, hello = world.store.tasks[run.key].threads  # the lost reply is ended, not left running until a restart
+    assert (lost.request.text, lost.status, hello.request.text) == ("lost", ThreadStatus.INTERRUPTED, "hello")
+    [(history, _)] = world.llm.calls
+    assert [t.status for t in history] == [ThreadStatus.INTERRUPTED]
 
 
 @pytest.mark.parametrize("known", [False, True])
