@@ -111,8 +111,7 @@ class EventStream(Response):
         try:
             events, ended = await self._source.read(after=self._after, timeout=0)
         except Exception:
-            log.exception("lost the events of run %s after %d", self._source.id_run, self._after)
-            await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
+            await _lost(send, self._source.id_run, self._after)
             return False
         if ended:
             await send({"type": "http.response.body", "body": frames(self._source.id_run, events) + DONE})
@@ -157,8 +156,7 @@ class EventStream(Response):
                 if failure is None and waiting is None and not over:
                     events, ended = await self._source.read(after=cursor, timeout=0 if pushed else self._keepalive)
             except Exception:
-                log.exception("lost the events of run %s after %d", id_run, cursor)
-                await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
+                await _lost(send, id_run, cursor)
                 return
             if failure is not None:
                 raise failure
@@ -187,6 +185,12 @@ def splittable_send(send: Send) -> bool:
     middleware's, may hold something tied to its task (a timeout, a cancel scope): its streams read instead."""
     owner = type(getattr(send, "__self__", None))
     return owner.__name__ == "RequestResponseCycle" and owner.__module__.startswith("uvicorn.protocols.http.")
+
+
+async def _lost(send: Send, id_run: str, after: int) -> None:
+    """The source failed: say so in the stream (the client can resume from its last event id), and end it."""
+    log.exception("lost the events of run %s after %d", id_run, after)
+    await send({"type": "http.response.body", "body": LOST + DONE, "more_body": False})
 
 
 async def _finish(write: Generator[Any, None, None], waiting_on: Any) -> None:
