@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-PORT = 8799
+from bench.servers import free_port
+
 BODY = '--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'  # one part per field
 
 
@@ -32,13 +33,14 @@ def form(task: str) -> bytes:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    port = free_port()
     os.environ.update(
         AI_PROVIDER="echo",
         AI_ECHO_DELAY_MS="50",
         DATA_DIR=tempfile.mkdtemp(prefix="bench-timeline-"),
         LOG_LEVEL="warning",
         WEB_SERVER_HOST="127.0.0.1",
-        WEB_SERVER_PORT=str(PORT),
+        WEB_SERVER_PORT=str(port),
     )
     if len(sys.argv) > 2:
         os.environ["DATABASE_URL"] = sys.argv[2]
@@ -123,7 +125,7 @@ def main() -> None:
         time.sleep(2)
         try:
             for i in range(n):
-                conn = http.client.HTTPConnection("127.0.0.1", PORT)
+                conn = http.client.HTTPConnection("127.0.0.1", port)
                 headers = {"content-type": "multipart/form-data; boundary=b", "accept": "text/event-stream"}
                 conn.request("POST", "/messages", form(f"timeline-{i}"), headers)
                 conn.getresponse().read()
