@@ -38,6 +38,7 @@ class Conversation:
         double_text: str = "reject",
         now: Callable[[], datetime] = utcnow,
         claim_wait_s: float = CLAIM_AFTER_INSERT_S,
+        early_model_start: bool = True,
     ) -> None:
         self._store = store
         self._llm = llm
@@ -57,9 +58,14 @@ class Conversation:
         self._live: dict[TaskKey, LiveRun] = {}
         self._known = KnownTasks()
         self._background: set[asyncio.Task[Any]] = set()
+        self._early_model_start = early_model_start
 
     def live(self, key: TaskKey) -> LiveRun | None:
         return self._live.get(key)
+
+    def remember(self, key: TaskKey) -> None:
+        """A task stored by another use case (POST /tasks): its first message reads it, not tries to insert it."""
+        self._known.add(key)
 
     async def start(self, request: MessageRequest) -> tuple[LiveRun, Started]:
         """Store the request write-ahead and start the reply. Raise TaskNotFound or TaskBusy first.
@@ -80,7 +86,7 @@ class Conversation:
             if self._known.seen(key):
                 task = await self._store.get_task(key=key)
             else:  # most likely a new conversation: stored now, in the round trip that would find the task
-                task = await self._write_ahead.add_task_or_get(run)
+                task = await self._write_ahead.first_or_get(run, prime=self._early_model_start)
                 stored = task is None
         check_team(task, request)
         stale = task is not None and await self._claims.after_a_running_reply(task)
@@ -89,6 +95,7 @@ class Conversation:
                 raise ShuttingDown()
             interrupted = await self._claims.claim(run)
         except BaseException as error:
+            await self._runner.unprime(run)
             if stored:
                 await self._write_ahead.end_unstarted(run, error)
             raise

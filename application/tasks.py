@@ -52,6 +52,7 @@ class Tasks:
             threads=[Thread(id_thread=new_id(), request=request)],
         )
         await self._store.add_task(task=task)
+        self._conversation.remember(task.key)
         self._conversation.spawn_title(task.key, text, task.title)
         return task
 

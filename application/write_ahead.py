@@ -50,17 +50,29 @@ class WriteAhead:
             self._on_new_task(run)
         return found
 
+    async def first_or_get(self, run: LiveRun, *, prime: bool = True) -> Task | None:
+        """`add_task_or_get`, with the model started first (if `prime`) so that it runs while the new task is
+        stored; the model is stopped again if the task exists (it started without the task's history)."""
+        if prime:
+            self._runner.prime(run)
+        try:
+            task = await self.add_task_or_get(run)
+        except BaseException:
+            await self._runner.unprime(run)
+            raise
+        if task is not None:
+            await self._runner.unprime(run)
+        return task
+
     async def store(self, task: Task | None, run: LiveRun) -> None:
         """Store the request of a claimed run. The model starts first and runs meanwhile: its first event
         waits for the request to be stored."""
         request = run.request
         if task is None:
-            self._runner.prime(run)
-            task = await self.add_task_or_get(run)
+            task = await self.first_or_get(run)
             if task is None:
                 return
             check_team(task, request)  # created meanwhile, by POST /tasks
-            await self._runner.unprime(run)  # the model started without the task's history
         placeholder = run.builder.snapshot()
         pending = _pending_thread(task, request)
         if pending is not None:

@@ -87,6 +87,9 @@ def compose(
         persist_interval_s=settings.stream_persist_interval_ms / 1000,
         persist_max_per_s=settings.stream_persist_max_per_s,
         double_text=settings.stream_double_text,
+        # several replicas (Redis): a key this one has not seen is often another replica's task, and a model
+        # started before the task is read would be started again with its history: a call wasted
+        early_model_start=not settings.redis_url,
     )
     return Services(
         conversation=conversation,

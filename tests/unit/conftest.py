@@ -22,6 +22,7 @@ class World:
         registry: InMemoryRunRegistry | None = None,
         clock_skew: timedelta = timedelta(0),
         claim_wait_s: float = CLAIM_AFTER_INSERT_S,
+        early_model_start: bool = True,
     ) -> None:
         self.store = store or FakeTaskStore()
         self.blobs = FakeBlobStore()
@@ -37,6 +38,7 @@ class World:
             double_text=double_text,
             now=lambda: datetime.now(UTC) + clock_skew,
             claim_wait_s=claim_wait_s,
+            early_model_start=early_model_start,
         )
         self.tasks = Tasks(store=self.store, blobs=self.blobs, conversation=self.conversation)
 

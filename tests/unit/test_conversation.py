@@ -225,7 +225,18 @@ async def test_a_created_task_request_is_answered_not_duplicated(world: World) -
 
     [thread] = world.store.tasks[run.key].threads
     assert thread.response is not None and thread.response.is_finished
-    assert world.llm.calls[0][0] == []
+    [(history, _)] = world.llm.calls  # read, not tried as a new task: no model started without its history
+    assert history == []
+
+
+async def test_a_task_created_here_is_read_by_its_first_message_not_tried_as_a_new_one(world: World) -> None:
+    await world.tasks.create(id_team_agent="agent", id_team="team", text="plan a trip", id_task="t1")
+    calls = record_store_calls(world)
+    run, _ = await world.conversation.start(request("plan a trip"))
+    await run.done.wait()
+
+    assert calls == ["get_task", "save_response", "save_response"]
+    assert len(world.llm.calls) == 1
 
 
 async def test_generated_media_is_kept_as_a_file(world: World) -> None:
@@ -308,6 +319,11 @@ async def test_drain_interrupts_what_does_not_end_in_time(world: World) -> None:
     assert response is not None and response.is_interrupted and response.reason == "server shutting down"
 
 
+def elsewhere(world: World) -> World:
+    """Another process (a replica, or this one before a restart) on the same database."""
+    return World(store=world.store)
+
+
 def miss_the_first_read(world: World) -> None:
     """The store answers "no such task" once, as if POST /tasks created it right after that read: whatever
     the start reads first, the message must land in the task that holds the key."""
@@ -338,7 +354,7 @@ async def test_a_task_created_meanwhile_by_the_same_team_gets_the_message(world:
     if known:
         await recreated(world)
     else:
-        await world.tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
+        await elsewhere(world).tasks.create(id_team_agent="agent", id_team="team", text="first", id_task="t1")
     miss_the_first_read(world)
     run, _ = await world.conversation.start(request("second"))
     await run.done.wait()
@@ -351,7 +367,7 @@ async def test_a_task_created_meanwhile_by_another_team_is_not_found(world: Worl
     if known:
         await recreated(world, id_team="other")
     else:
-        await world.tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
+        await elsewhere(world).tasks.create(id_team_agent="agent", id_team="other", text="first", id_task="t1")
     miss_the_first_read(world)
     with pytest.raises(TaskNotFound):
         await world.conversation.start(request("second"))
@@ -391,17 +407,18 @@ def hold_writes(world: World) -> asyncio.Event:
     return release
 
 
-@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("kind", ["new task, its id the server's", "new task, its id the client's", "existing"])
 async def test_the_model_starts_while_the_request_is_stored_and_nothing_is_published_before(
-    world: World, existing: bool
+    world: World, kind: str
 ) -> None:
+    existing = kind == "existing"
     if existing:
         first, _ = await world.conversation.start(request("first"))
         await first.done.wait()
         world.llm.calls.clear()
     world.llm.script = [TextChunk("early")]
     release = hold_writes(world)
-    second = request("second", id_task="t1" if existing else "")  # a new task without an id gets a fresh one
+    second = request("second", id_task="" if "server" in kind else "t1")
     starting = asyncio.create_task(world.conversation.start(second))
     while not world.llm.calls:
         await asyncio.sleep(0)
@@ -409,8 +426,11 @@ async def test_the_model_starts_while_the_request_is_stored_and_nothing_is_publi
 
     assert not starting.done()
     id_run = await world.registry.active(key=second.key)
-    assert id_run is not None
-    assert await read(world.registry, key=second.key, id_run=id_run, after=0, timeout=0) == ([], False)
+    if "client" in kind:  # a key not seen here is claimed once stored (its team checked): no run yet
+        assert id_run is None
+    else:
+        assert id_run is not None
+        assert await read(world.registry, key=second.key, id_run=id_run, after=0, timeout=0) == ([], False)
     [(history, current)] = world.llm.calls
     assert [t.request.text for t in history] == (["first"] if existing else []) and current.text == "second"
     release.set()
@@ -457,8 +477,7 @@ async def test_a_run_interrupted_before_it_runs_stops_the_model_it_started(world
     run.interrupt("stop")  # before the run's task takes the model over
     await run.done.wait()
 
-    # a task id the server made is stored while the model starts; a new task of the client's, before it
-    assert (len(world.llm.calls), world.llm.closed) == ((1, 1) if id_task == "" else (0, 0))
+    assert (len(world.llm.calls), world.llm.closed) == (1, 1)  # a new task is stored while its model starts
     response = world.store.tasks[run.key].threads[0].response
     assert response is not None and response.is_interrupted and response.text == ""
 
@@ -619,7 +638,7 @@ def record_store_calls(world: World) -> list[str]:
     return calls
 
 
-async def test_a_new_task_is_stored_in_one_round_trip_before_the_model_starts(world: World) -> None:
+async def test_a_new_task_is_stored_in_one_round_trip_while_its_model_starts(world: World) -> None:
     calls = record_store_calls(world)
     run, _ = await world.conversation.start(request())
     await run.done.wait()
@@ -641,28 +660,31 @@ async def test_a_follow_up_reads_the_task_it_knows_then_appends_a_thread(world: 
     assert [t.request.text for t in history] == ["first"]
 
 
-async def test_a_follow_up_on_a_task_stored_before_a_restart_gets_its_history(world: World) -> None:
+@pytest.mark.parametrize("early", [True, False], ids=["one process", "replicas"])
+async def test_a_follow_up_on_a_task_stored_before_a_restart_gets_its_history(world: World, early: bool) -> None:
     first, _ = await world.conversation.start(request("first"))
     await first.done.wait()
-    restarted = World(store=world.store)  # a new process on the same database
+    restarted = World(store=world.store, early_model_start=early)  # a new process on the same database
     calls = record_store_calls(restarted)
     second, _ = await restarted.conversation.start(request("second"))
     await second.done.wait()
 
     assert calls == ["add_task_or_get", "add_thread", "save_response"]
-    [(history, _)] = restarted.llm.calls
+    *blind, (history, _) = restarted.llm.calls
     assert [t.request.text for t in history] == ["first"]
+    # one process: the model started as if the task were new is stopped; replicas: none is started blind
+    assert [h for h, _ in blind] == ([[]] if early else []) and restarted.llm.closed == len(blind) + 1
     assert [t.request.text for t in world.store.tasks[second.key].threads] == ["first", "second"]
 
 
 async def test_another_team_on_a_task_stored_before_a_restart_finds_nothing_and_holds_nothing() -> None:
     world = World()
-    await world.tasks.create(id_team_agent="agent", id_team="owner", text="first", id_task="t1")
-    world.llm.calls.clear()
+    await elsewhere(world).tasks.create(id_team_agent="agent", id_team="owner", text="first", id_task="t1")
     with pytest.raises(TaskNotFound):
         await world.conversation.start(request("let me in", id_team="intruder"))
 
-    assert world.llm.calls == []
+    [(history, _)] = world.llm.calls  # started as for a new task, with the intruder's own text alone
+    assert history == [] and world.llm.closed == 1
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
     assert [t.request.text for t in world.store.tasks[TaskKey("agent", "t1")].threads] == ["first"]
 
@@ -681,7 +703,7 @@ async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_err
     with pytest.raises(TaskBusy):
         await world.conversation.start(request())
 
-    assert world.llm.calls == []
+    assert len(world.llm.calls) == world.llm.closed  # the model started while it was stored is stopped
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
     assert thread.request.text == "hello world"
     assert thread.response is not None and thread.response.is_error
@@ -736,8 +758,8 @@ async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_fi
     await run.done.wait()
 
     assert [t.request.text for t in inserter.store.tasks[run.key].threads] == ["same"]
-    assert [history for history, _ in inserter.llm.calls] == [[]]
-    assert racer is inserter or racer.llm.calls == []
+    # the refused message's model (started while it tried to store the task) is stopped, as the run's ended
+    assert len(racer.llm.calls) == racer.llm.closed == (2 if racer is inserter else 1)
 
 
 async def test_a_message_racing_a_new_task_that_already_ended_follows_it_with_its_history(world: World) -> None:
@@ -749,7 +771,8 @@ async def test_a_message_racing_a_new_task_that_already_ended_follows_it_with_it
     follow, _ = await second
     await follow.done.wait()
 
-    [_, (history, _)] = world.llm.calls
+    [_, (blind, _), (history, _)] = world.llm.calls  # the second's model started as for a new task, then again
+    assert blind == [] and world.llm.closed == 3
     assert [(t.request.text, t.response.text if t.response else None) for t in history] == [("one", "x")]
     assert [t.request.text for t in world.store.tasks[run.key].threads] == ["one", "two"]
 
@@ -794,13 +817,14 @@ async def test_a_racer_whose_registry_forgot_the_ended_first_run_learns_it_from_
         follow, _ = await second
     await follow.done.wait()
 
-    [(history, _)] = racer.llm.calls
+    [(blind, _), (history, _)] = racer.llm.calls
+    assert blind == [] and racer.llm.closed == 2
     assert [(t.request.text, t.response.text if t.response else None) for t in history] == [("one", "x")]
 
 
 async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_a_short_wait_and_ends_it() -> None:
     world = World(claim_wait_s=0.1)
-    await world.tasks.create(id_team_agent="agent", id_team="team", text="lost", id_task="t1")
+    await elsewhere(world).tasks.create(id_team_agent="agent", id_team="team", text="lost", id_task="t1")
     task = world.store.tasks[TaskKey("agent", "t1")]
     task.threads[0] = dataclasses.replace(  # stored as running by a replica that died before its claim
         task.threads[0], response=MessageResponse("agent", "team", "t1", task.created_at), id_run="never opened"
@@ -814,7 +838,7 @@ async def test_a_new_task_whose_first_run_never_claimed_it_takes_messages_after_
     assert 0.1 <= waited < 1.0
     lost, hello = world.store.tasks[run.key].threads  # the lost reply is ended, not left running until a restart
     assert (lost.request.text, lost.status, hello.request.text) == ("lost", ThreadStatus.INTERRUPTED, "hello")
-    [(history, _)] = world.llm.calls
+    _, (history, _) = world.llm.calls  # (the first started as for a new task, and was stopped)
     assert [t.status for t in history] == [ThreadStatus.INTERRUPTED]
 
 
@@ -896,5 +920,5 @@ async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_dr
         with pytest.raises(ShuttingDown):
             await starting
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
-    assert thread.status is ThreadStatus.ERROR and world.llm.calls == []
+    assert thread.status is ThreadStatus.ERROR and len(world.llm.calls) == world.llm.closed
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
