@@ -50,8 +50,7 @@ class LiveRun:
     last_persist: float = 0.0
     persist_due: float = 0.0
     persisting: asyncio.Task[None] | None = None
-    model: AsyncIterator[LLMEvent] | None = None
-    first: asyncio.Task[LLMEvent | None] | None = None
+    gate: asyncio.Future[None] | None = None  # a primed pump waits on it before it publishes anything
 
     def interrupt(self, reason: str) -> None:
         if self.interrupt_reason is None:
@@ -85,15 +84,20 @@ class Runner:
         self._stopping: set[asyncio.Task[None]] = set()
 
     def begin(self, run: LiveRun) -> None:
-        """Start consuming the model now, in the run's pump task, so it starts in the next loop iteration, not
-        after `execute` starts (one iteration later). `execute` must follow: it takes the run to its end."""
-        if run.pump is not None:
+        """Let the run's pump publish: start it now (it starts in the next loop iteration, not after `execute`
+        starts, one iteration later), or open the gate of the one `prime` started. `execute` must follow: it
+        takes the run to its end."""
+        if run.pump is not None and (run.gate is None or run.gate.done()):
             return
         self._running += 1
         run.last_persist = time.monotonic()
         run.persist_due = run.last_persist + self._persist_interval
-        run.pump = asyncio.create_task(self._pump(run))
-        if run.interrupt_reason is not None:  # interrupted while it was being stored: the model never runs
+        if run.pump is None:
+            run.pump = asyncio.create_task(self._pump(run))
+        else:
+            assert run.gate is not None
+            run.gate.set_result(None)
+        if run.interrupt_reason is not None:  # interrupted while it was being stored: nothing of the model goes out
             run.pump.cancel()
 
     async def execute(self, run: LiveRun) -> None:
@@ -104,21 +108,26 @@ class Runner:
             self._running -= 1
 
     def prime(self, run: LiveRun) -> None:
-        """Start the model now, while the request is being stored: the run takes its stream over."""
-        model = self._llm.stream(history=run.history, request=run.request)
-        run.model, run.first = model, asyncio.create_task(_first(model))
+        """Start the model now, while the request is being stored: the run's pump takes its first event and
+        waits for `begin` before it publishes anything."""
+        if run.interrupt_reason is not None:  # it will not run: `begin` cancels its pump before it starts
+            return
+        run.gate = asyncio.get_running_loop().create_future()
+        run.pump = asyncio.create_task(self._pump(run))
 
     async def unprime(self, run: LiveRun) -> None:
-        """Stop a model started for a run that will not execute (or not with this history).
+        """Stop a model started for a run that will not execute (or not with this history); nothing if the
+        run was not primed, or has begun.
 
         The stop runs to its end even if the caller is cancelled meanwhile, and never raises: a model that
         fails to close is logged, and the run still ends and announces how.
         """
-        model, first = run.model, run.first
-        run.model = run.first = None
-        if model is None or first is None:
+        pump, gate = run.pump, run.gate
+        if pump is None or gate is None or gate.done():
             return
-        stop = asyncio.create_task(_stop(model, first))
+        run.pump = run.gate = None
+        pump.cancel()
+        stop = asyncio.create_task(_settle(pump))
         self._stopping.add(stop)
         stop.add_done_callback(self._stopping.discard)
         await asyncio.shield(stop)
@@ -136,7 +145,6 @@ class Runner:
             terminal = Interrupted(reason=run.interrupt_reason or "cancelled")
         except Exception as error:
             terminal = self._failed(run, error)
-        await self.unprime(run)  # a pump cancelled before it ran leaves the primed model to us
         await self._finish(run, terminal)
         if hard_cancel:
             raise asyncio.CancelledError()
@@ -151,14 +159,13 @@ class Runner:
         return Error(error=INTERNAL_ERROR)
 
     async def _pump(self, run: LiveRun) -> Terminal:
-        stream, first = run.model, run.first
-        run.model = run.first = None
-        if stream is None:
-            stream = self._llm.stream(history=run.history, request=run.request)
+        gate = run.gate
+        stream = self._llm.stream(history=run.history, request=run.request)
         registry, clock = self._registry, time.monotonic
         try:
-            if first is not None:
-                event = await first
+            if gate is not None:  # primed: the first event waits until the run begins
+                event = await anext(stream, None)
+                await gate
                 if event is None:
                     return Finished()
                 end = await self._take(run, event)
@@ -271,21 +278,10 @@ class Runner:
         run.done.set()
 
 
-async def _first(model: AsyncIterator[LLMEvent]) -> LLMEvent | None:
-    async for event in model:
-        return event
-    return None
-
-
-async def _stop(model: AsyncIterator[LLMEvent], first: asyncio.Task[LLMEvent | None]) -> None:
-    first.cancel()
-    await asyncio.wait([first])
-    if not first.cancelled():
-        first.exception()  # the model failed too: nobody needs to hear it
-    try:
-        await _aclose(model)
-    except Exception:
-        log.warning("could not close a model's stream", exc_info=True)
+async def _settle(pump: asyncio.Task[Terminal]) -> None:
+    await asyncio.wait([pump])  # its model is closed as it ends
+    if not pump.cancelled():
+        pump.exception()  # the model failed too: nobody needs to hear it
 
 
 async def _aclose(model: AsyncIterator[LLMEvent]) -> None:

@@ -36,6 +36,7 @@ class FakeTaskStore:
         self.tasks[task.key] = copy.deepcopy(task)
 
     async def add_task_or_get(self, *, task: Task) -> Task | None:
+        await asyncio.sleep(0)  # a round trip, as to a database: a model started meanwhile runs
         if task.key in self.tasks:
             return copy.deepcopy(self.tasks[task.key])
         await self.add_task(task=task)
@@ -80,6 +81,7 @@ class FakeTaskStore:
         return self.tasks.pop(key, None)
 
     async def add_thread(self, *, key: TaskKey, thread: Thread) -> None:
+        await asyncio.sleep(0)  # (as add_task_or_get)
         task = self.tasks.get(key)
         if task is None:
             raise TaskNotFound()
