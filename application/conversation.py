@@ -95,9 +95,11 @@ class Conversation:
                 raise ShuttingDown()
             interrupted = await self._claims.claim(run)
         except BaseException as error:
-            await self._runner.unprime(run)
-            if stored:
-                await self._write_ahead.end_unstarted(run, error)
+            try:
+                await self._runner.unprime(run)
+            finally:
+                if stored:
+                    await self._write_ahead.end_unstarted(run, error)
             raise
         try:
             if not stored:  # (a new task's first thread has nothing left to store: its run starts the model)
@@ -119,9 +121,11 @@ class Conversation:
             if self._live.get(key) is run:
                 del self._live[key]
             try:
-                await self._runner.unprime(run)
-                if stored:  # while the claim still keeps the next message out
-                    await self._write_ahead.end_unstarted(run, error)
+                try:
+                    await self._runner.unprime(run)
+                finally:
+                    if stored:  # while the claim still keeps the next message out
+                        await self._write_ahead.end_unstarted(run, error)
             finally:
                 await self._registry.close(key=key, id_run=run.id_run)
             raise

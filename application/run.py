@@ -51,6 +51,7 @@ class LiveRun:
     persist_due: float = 0.0
     persisting: asyncio.Task[None] | None = None
     gate: asyncio.Future[None] | None = None  # a primed pump waits on it before it publishes anything
+    begun: bool = False
 
     def interrupt(self, reason: str) -> None:
         if self.interrupt_reason is None:
@@ -83,19 +84,24 @@ class Runner:
         self._running = 0
         self._stopping: set[asyncio.Task[None]] = set()
 
+    @property
+    def running(self) -> int:
+        """Runs begun and not yet ended."""
+        return self._running
+
     def begin(self, run: LiveRun) -> None:
         """Let the run's pump publish: start it now (it starts in the next loop iteration, not after `execute`
         starts, one iteration later), or open the gate of the one `prime` started. `execute` must follow: it
         takes the run to its end."""
-        if run.pump is not None and (run.gate is None or run.gate.done()):
+        if run.begun:
             return
+        run.begun = True
         self._running += 1
         run.last_persist = time.monotonic()
         run.persist_due = run.last_persist + self._persist_interval
         if run.pump is None:
             run.pump = asyncio.create_task(self._pump(run))
-        else:
-            assert run.gate is not None
+        elif run.gate is not None and not run.gate.done():  # (an interrupt that cancelled the pump cancelled it)
             run.gate.set_result(None)
         if run.interrupt_reason is not None:  # interrupted while it was being stored: nothing of the model goes out
             run.pump.cancel()
@@ -122,8 +128,8 @@ class Runner:
         The stop runs to its end even if the caller is cancelled meanwhile, and never raises: a model that
         fails to close is logged, and the run still ends and announces how.
         """
-        pump, gate = run.pump, run.gate
-        if pump is None or gate is None or gate.done():
+        pump = run.pump
+        if pump is None or run.gate is None or run.begun:
             return
         run.pump = run.gate = None
         pump.cancel()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 from datetime import timedelta
 
@@ -922,3 +923,50 @@ async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_dr
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
     assert thread.status is ThreadStatus.ERROR and len(world.llm.calls) == world.llm.closed
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
+
+
+def slow_to_close(world: World) -> asyncio.Event:
+    """The model gives one event, then holds; closing it takes a round trip. The event is set as it closes."""
+    closing = asyncio.Event()
+
+    async def stream(**kwargs):  # type: ignore[no-untyped-def]
+        world.llm.calls.append(([], kwargs["request"]))
+        try:
+            yield TextChunk("x")
+            await asyncio.Event().wait()
+        finally:
+            closing.set()
+            await asyncio.sleep(0.05)
+
+    world.llm.stream = stream  # type: ignore[method-assign]
+    return closing
+
+
+@pytest.mark.parametrize("refused_by", ["the claim", "the registry, as started is published"])
+async def test_a_request_cancelled_while_its_model_is_stopped_leaves_no_reply_running(
+    world: World, refused_by: str
+) -> None:
+    closing = slow_to_close(world)
+    if refused_by == "the claim":
+        real_open = world.registry.open
+
+        async def beaten(**kwargs):  # type: ignore[no-untyped-def]
+            world.registry.open = real_open  # type: ignore[method-assign]
+            await real_open(key=kwargs["key"], id_run="another replica", on_interrupt=lambda reason: None)
+            return await real_open(**kwargs)
+
+        world.registry.open = beaten  # type: ignore[method-assign]
+    else:
+
+        async def broken(**kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("registry is gone")
+
+        world.registry.publish = broken  # type: ignore[method-assign]
+    starting = asyncio.create_task(world.conversation.start(request()))
+    await closing.wait()  # refused: the start stops the model it called while the task was stored
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TaskBusy, RuntimeError):
+        await starting
+
+    [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
+    assert thread.status is ThreadStatus.ERROR  # not left running until a restart's recovery

@@ -58,3 +58,27 @@ async def test_an_unprimed_model_is_closed_and_a_new_one_runs_the_run() -> None:
     await runner.execute(run)
     assert (len(llm.calls), llm.closed) == (2, 2)
     assert await events_of(registry, run) == [TextChunk("hi"), Finished()]
+
+
+async def test_an_interrupt_while_a_primed_pump_waits_for_the_run_to_begin_ends_it_and_counts_it_once() -> None:
+    runner, run, llm, registry = await opened()
+    runner.prime(run)
+    await asyncio.sleep(0.01)  # the pump took the first event and waits at its gate
+    run.interrupt("stop")  # (the claim registered the run: an interrupt may come before it begins)
+    await asyncio.sleep(0)
+    runner.begin(run)
+    assert runner.running == 1
+    await runner.execute(run)
+
+    assert runner.running == 0 and llm.closed == 1
+    assert await events_of(registry, run) == [Interrupted("stop")]
+
+
+async def test_a_primed_pump_stopped_by_an_interrupt_is_still_unprimed() -> None:
+    runner, run, llm, _ = await opened()
+    runner.prime(run)
+    await asyncio.sleep(0.01)
+    run.interrupt("stop")
+    await runner.unprime(run)
+
+    assert run.pump is None and run.gate is None and llm.closed == 1
