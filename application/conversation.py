@@ -44,6 +44,7 @@ class Conversation:
         self._llm = llm
         self._registry = registry
         self._accepting = True
+        self._drain_reason = ""
         self._now = now
         self._claims = Claims(registry=registry, store=store, double_text=double_text, first_claim_wait_s=claim_wait_s)
         self._runner = Runner(
@@ -58,6 +59,7 @@ class Conversation:
         self._live: dict[TaskKey, LiveRun] = {}
         self._known = KnownTasks()
         self._background: set[asyncio.Task[Any]] = set()
+        self._starting: set[asyncio.Future[None]] = set()
         self._early_model_start = early_model_start
 
     def live(self, key: TaskKey) -> LiveRun | None:
@@ -76,6 +78,15 @@ class Conversation:
         """
         if not self._accepting:
             raise ShuttingDown()
+        starting = asyncio.get_running_loop().create_future()
+        self._starting.add(starting)  # a drain waits for it: it may start a run after the drain interrupted them
+        try:
+            return await self._start(request)
+        finally:
+            self._starting.discard(starting)
+            starting.set_result(None)
+
+    async def _start(self, request: MessageRequest) -> tuple[LiveRun, Started]:
         fresh = not request.id_task
         if fresh:
             request.id_task = new_id()  # unguessable and unused: there is nothing to read
@@ -110,6 +121,8 @@ class Conversation:
                 stored = True
             self._known.add(key)
             self._live[key] = run
+            if not self._accepting:  # stored as the server drains, after it interrupted the live runs
+                run.interrupt(self._drain_reason)
             started = Started(
                 id_team_agent=request.id_team_agent,
                 id_team=request.id_team,
@@ -168,12 +181,14 @@ class Conversation:
 
     async def drain(self, *, grace_s: float, reason: str = "server shutting down") -> None:
         """Refuse new runs, let running ones end within `grace_s`, then interrupt the rest and wait for them."""
-        self._accepting = False
+        self._accepting, self._drain_reason = False, reason
         runs = list(self._live.values())
         if runs:
             await asyncio.wait([asyncio.create_task(r.done.wait()) for r in runs], timeout=grace_s)
         for run in list(self._live.values()):
             run.interrupt(reason)
-        pending = [t for t in self._background if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=max(grace_s, 5.0))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace_s, 5.0)
+        # a message being stored meanwhile starts its run interrupted, in a task that may come after this wait began
+        while (pending := [t for t in (*self._background, *self._starting) if not t.done()]) and loop.time() < deadline:
+            await asyncio.wait(pending, timeout=deadline - loop.time())

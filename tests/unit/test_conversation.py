@@ -970,3 +970,24 @@ async def test_a_request_cancelled_while_its_model_is_stopped_leaves_no_reply_ru
 
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
     assert thread.status is ThreadStatus.ERROR  # not left running until a restart's recovery
+
+
+async def test_a_message_stored_while_the_server_drains_ends_interrupted_before_the_drain_returns(
+    world: World,
+) -> None:
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    world.llm.script = [TextChunk("x")]
+    world.llm.gate = asyncio.Event()  # the reply would run until the test ends
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request("second")))  # claimed, being stored
+    while not world.llm.calls[1:]:
+        await asyncio.sleep(0)
+    asyncio.get_running_loop().call_later(0.05, release.set)  # stored after the grace and the interrupts
+    await world.conversation.drain(grace_s=0.01)
+
+    assert starting.done()
+    run, _ = starting.result()
+    assert run.done.is_set()
+    assert world.store.tasks[run.key].threads[-1].status is ThreadStatus.INTERRUPTED
+    world.llm.gate.set()
