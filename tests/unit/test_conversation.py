@@ -690,9 +690,8 @@ async def test_another_team_on_a_task_stored_before_a_restart_finds_nothing_and_
     assert [t.request.text for t in world.store.tasks[TaskKey("agent", "t1")].threads] == ["first"]
 
 
-async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_error_not_running(
-    world: World,
-) -> None:
+def claimed_first_by_another_replica(world: World) -> None:
+    """The next claim finds the run claimed already, by another replica."""
     real_open = world.registry.open
 
     async def beaten(**kwargs):  # type: ignore[no-untyped-def]
@@ -701,6 +700,12 @@ async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_err
         return await real_open(**kwargs)
 
     world.registry.open = beaten  # type: ignore[method-assign]
+
+
+async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_error_not_running(
+    world: World,
+) -> None:
+    claimed_first_by_another_replica(world)
     with pytest.raises(TaskBusy):
         await world.conversation.start(request())
 
@@ -948,14 +953,7 @@ async def test_a_request_cancelled_while_its_model_is_stopped_leaves_no_reply_ru
 ) -> None:
     closing = slow_to_close(world)
     if refused_by == "the claim":
-        real_open = world.registry.open
-
-        async def beaten(**kwargs):  # type: ignore[no-untyped-def]
-            world.registry.open = real_open  # type: ignore[method-assign]
-            await real_open(key=kwargs["key"], id_run="another replica", on_interrupt=lambda reason: None)
-            return await real_open(**kwargs)
-
-        world.registry.open = beaten  # type: ignore[method-assign]
+        claimed_first_by_another_replica(world)
     else:
 
         async def broken(**kwargs):  # type: ignore[no-untyped-def]
