@@ -44,7 +44,7 @@ class Conversation:
         self._llm = llm
         self._registry = registry
         self._accepting = True
-        self._drain_reason = ""
+        self._drain_reason: str | None = None  # set as the drain interrupts what is left
         self._now = now
         self._claims = Claims(registry=registry, store=store, double_text=double_text, first_claim_wait_s=claim_wait_s)
         self._runner = Runner(
@@ -121,7 +121,7 @@ class Conversation:
                 stored = True
             self._known.add(key)
             self._live[key] = run
-            if not self._accepting:  # stored as the server drains, after it interrupted the live runs
+            if self._drain_reason is not None:  # stored after the drain interrupted the live runs
                 run.interrupt(self._drain_reason)
             started = Started(
                 id_team_agent=request.id_team_agent,
@@ -180,15 +180,21 @@ class Conversation:
         task.add_done_callback(self._background.discard)
 
     async def drain(self, *, grace_s: float, reason: str = "server shutting down") -> None:
-        """Refuse new runs, let running ones end within `grace_s`, then interrupt the rest and wait for them."""
-        self._accepting, self._drain_reason = False, reason
-        runs = list(self._live.values())
-        if runs:
-            await asyncio.wait([asyncio.create_task(r.done.wait()) for r in runs], timeout=grace_s)
+        """Refuse new runs; let running ones, and those of messages being stored, end within `grace_s`; then
+        interrupt the rest and wait for them."""
+        self._accepting = False
+        loop = asyncio.get_running_loop()
+        grace_end, waited = loop.time() + grace_s, set[str]()
+        while (runs := [r for r in self._live.values() if r.id_run not in waited]) or self._starting:
+            if (left := grace_end - loop.time()) <= 0:
+                break
+            waited.update(r.id_run for r in runs)
+            ending: list[asyncio.Future[Any]] = [asyncio.create_task(r.done.wait()) for r in runs]
+            await asyncio.wait([*ending, *self._starting], timeout=left)
+        self._drain_reason = reason
         for run in list(self._live.values()):
             run.interrupt(reason)
-        loop = asyncio.get_running_loop()
         deadline = loop.time() + max(grace_s, 5.0)
-        # a message being stored meanwhile starts its run interrupted, in a task that may come after this wait began
+        # a message still being stored starts its run interrupted, in a task that may come after this wait began
         while (pending := [t for t in (*self._background, *self._starting) if not t.done()]) and loop.time() < deadline:
             await asyncio.wait(pending, timeout=deadline - loop.time())

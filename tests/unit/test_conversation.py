@@ -919,8 +919,8 @@ async def test_a_reply_that_ends_between_the_read_and_the_claim_reaches_the_next
 async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_drains() -> None:
     world = World(claim_wait_s=0.2)
     first, second, release = await racing(world, "same", "same")
+    asyncio.get_running_loop().call_later(0.05, release.set)  # stored before the drain, claimed after it began
     await world.conversation.drain(grace_s=0.01)
-    release.set()
 
     for starting in (first, second):
         with pytest.raises(ShuttingDown):
@@ -989,3 +989,23 @@ async def test_a_message_stored_while_the_server_drains_ends_interrupted_before_
     assert run.done.is_set()
     assert world.store.tasks[run.key].threads[-1].status is ThreadStatus.INTERRUPTED
     world.llm.gate.set()
+
+
+async def test_a_message_stored_during_the_drains_grace_gets_the_grace(world: World) -> None:
+    first, _ = await world.conversation.start(request("first"))
+    await first.done.wait()
+    world.llm.script = [TextChunk("x")]
+    world.llm.gate = asyncio.Event()
+    release = hold_writes(world)
+    starting = asyncio.create_task(world.conversation.start(request("second")))  # claimed, being stored
+    while not world.llm.calls[1:]:
+        await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, release.set)
+    loop.call_later(0.2, world.llm.gate.set)  # the reply ends well within the grace
+    began = loop.time()
+    await world.conversation.drain(grace_s=2)
+
+    assert 0.2 <= loop.time() - began < 1
+    run, _ = starting.result()
+    assert world.store.tasks[run.key].threads[-1].status is ThreadStatus.FINISHED
