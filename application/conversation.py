@@ -196,5 +196,8 @@ class Conversation:
             run.interrupt(reason)
         deadline = loop.time() + max(grace_s, 5.0)
         # a message still being stored starts its run interrupted, in a task that may come after this wait began
-        while (pending := [t for t in (*self._background, *self._starting) if not t.done()]) and loop.time() < deadline:
+        while (pending := [t for t in self._unfinished() if not t.done()]) and loop.time() < deadline:
             await asyncio.wait(pending, timeout=deadline - loop.time())
+
+    def _unfinished(self) -> list[asyncio.Future[Any]]:
+        return [*self._background, *self._starting, *self._runner.stopping]

@@ -89,6 +89,11 @@ class Runner:
         """Runs begun and not yet ended."""
         return self._running
 
+    @property
+    def stopping(self) -> list[asyncio.Task[None]]:
+        """Models being stopped for runs that did not execute (their callers may be gone)."""
+        return list(self._stopping)
+
     def begin(self, run: LiveRun) -> None:
         """Let the run's pump publish: start it now (it starts in the next loop iteration, not after `execute`
         starts, one iteration later), or open the gate of the one `prime` started. `execute` must follow: it

@@ -930,9 +930,10 @@ async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_dr
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
 
 
-def slow_to_close(world: World) -> asyncio.Event:
-    """The model gives one event, then holds; closing it takes a round trip. The event is set as it closes."""
-    closing = asyncio.Event()
+def slow_to_close(world: World) -> tuple[asyncio.Event, asyncio.Event]:
+    """The model gives one event, then holds; closing it takes a round trip. The events are set as it starts
+    closing and once it is closed."""
+    closing, closed = asyncio.Event(), asyncio.Event()
 
     async def stream(**kwargs):  # type: ignore[no-untyped-def]
         world.llm.calls.append(([], kwargs["request"]))
@@ -942,16 +943,17 @@ def slow_to_close(world: World) -> asyncio.Event:
         finally:
             closing.set()
             await asyncio.sleep(0.05)
+            closed.set()
 
     world.llm.stream = stream  # type: ignore[method-assign]
-    return closing
+    return closing, closed
 
 
 @pytest.mark.parametrize("refused_by", ["the claim", "the registry, as started is published"])
 async def test_a_request_cancelled_while_its_model_is_stopped_leaves_no_reply_running(
     world: World, refused_by: str
 ) -> None:
-    closing = slow_to_close(world)
+    closing, _ = slow_to_close(world)
     if refused_by == "the claim":
         claimed_first_by_another_replica(world)
     else:
@@ -1009,3 +1011,18 @@ async def test_a_message_stored_during_the_drains_grace_gets_the_grace(world: Wo
     assert 0.2 <= loop.time() - began < 1
     run, _ = starting.result()
     assert world.store.tasks[run.key].threads[-1].status is ThreadStatus.FINISHED
+
+
+async def test_a_model_still_being_stopped_when_the_server_drains_is_closed_before_the_drain_returns(
+    world: World,
+) -> None:
+    closing, closed = slow_to_close(world)
+    claimed_first_by_another_replica(world)
+    starting = asyncio.create_task(world.conversation.start(request()))
+    await closing.wait()  # refused: the model it called is being stopped
+    starting.cancel()  # and the client went
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    await world.conversation.drain(grace_s=0.01)
+
+    assert closed.is_set()
