@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -13,14 +12,12 @@ from application.clock import new_id, new_run_id, utcnow
 from application.known import KnownTasks
 from application.reply import ReplyBuilder
 from application.run import LiveRun, Runner
-from application.titles import fallback_title
+from application.titles import fallback_title, refine_title
 from application.write_ahead import WriteAhead
 from domain.errors import ShuttingDown
 from domain.events import Started
 from domain.model import MessageRequest, TaskKey
 from domain.ports import LLM, BlobStore, RunRegistry, TaskStore
-
-log = logging.getLogger(__name__)
 
 
 class Conversation:
@@ -161,18 +158,7 @@ class Conversation:
         self.spawn_title(run.key, run.request.text, fallback_title(run.request.text))
 
     def spawn_title(self, key: TaskKey, text: str, fallback: str) -> None:
-        self._spawn(self._refine_title(key, text, fallback))
-
-    async def _refine_title(self, key: TaskKey, text: str, fallback: str) -> None:
-        try:
-            title = await self._llm.title(text=text)
-            if not title:
-                return
-            task = await self._store.get_task(key=key, include_content=False)
-            if task is not None and task.title == fallback:
-                await self._store.update_task(key=key, title=title)
-        except Exception:
-            log.warning("could not make a title for task %s", key, exc_info=True)
+        self._spawn(refine_title(store=self._store, llm=self._llm, key=key, text=text, fallback=fallback))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

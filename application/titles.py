@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+from domain.model import TaskKey
+from domain.ports import LLM, TaskStore
+
+log = logging.getLogger(__name__)
+
 MAX_TITLE_CHARS = 80
 FALLBACK_WORDS = 8
 
@@ -21,3 +28,16 @@ def clean_title(title: str) -> str:
     if len(title) > MAX_TITLE_CHARS:
         title = title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
     return title
+
+
+async def refine_title(*, store: TaskStore, llm: LLM, key: TaskKey, text: str, fallback: str) -> None:
+    """Ask the LLM for a title and store it, unless the task was renamed (or deleted) meanwhile; never raises."""
+    try:
+        title = await llm.title(text=text)
+        if not title:
+            return
+        task = await store.get_task(key=key, include_content=False)
+        if task is not None and task.title == fallback:
+            await store.update_task(key=key, title=title)
+    except Exception:
+        log.warning("could not make a title for task %s", key, exc_info=True)
