@@ -114,7 +114,7 @@ class Conversation:
                 if interrupted or stale:  # the task as the run before this one left it
                     task = await self._store.get_task(key=key)
                     check_team(task, request)
-                await self._write_ahead.store(task, run)
+                await self._write_ahead.store(task, run, prime_new=fresh or self._early_model_start)
                 stored = True
             self._known.add(key)
             self._live[key] = run

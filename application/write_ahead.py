@@ -64,12 +64,13 @@ class WriteAhead:
             await self._runner.unprime(run)
         return task
 
-    async def store(self, task: Task | None, run: LiveRun) -> None:
+    async def store(self, task: Task | None, run: LiveRun, *, prime_new: bool = True) -> None:
         """Store the request of a claimed run. The model starts first and runs meanwhile: its first event
-        waits for the request to be stored."""
+        waits for the request to be stored. With `prime_new` false, a task read as missing is stored before
+        the model starts (it may have been created meanwhile, with a history)."""
         request = run.request
         if task is None:
-            task = await self.first_or_get(run)
+            task = await self.first_or_get(run, prime=prime_new)
             if task is None:
                 return
             check_team(task, request)  # created meanwhile, by POST /tasks

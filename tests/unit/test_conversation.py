@@ -500,6 +500,18 @@ async def test_a_model_started_without_the_history_of_a_task_created_meanwhile_i
     assert world.llm.closed == 2
 
 
+async def test_with_replicas_a_task_created_meanwhile_elsewhere_gets_one_model_call_with_its_history() -> None:
+    world = World(early_model_start=False)
+    await recreated(world)
+    miss_the_first_read(world)
+    world.llm.script = [TextChunk("ok")]
+    run, _ = await world.conversation.start(request("second"))
+    await run.done.wait()
+
+    [(history, _)] = world.llm.calls
+    assert [t.request.text for t in history] == ["first"]
+
+
 async def interrupted_while_stored(world: World, *, held: bool) -> tuple[LiveRun, list[MessageChunk]]:
     """A follow-up whose interrupt is acknowledged while its request is being stored (its model primed)."""
     first, _ = await world.conversation.start(request("first"))
