@@ -99,7 +99,7 @@ class Conversation:
         check_team(task, request)
         stale = task is not None and await self._claims.after_a_running_reply(task)
         try:
-            if not self._accepting:  # drained meanwhile
+            if not self._accepting and not stored:  # drained meanwhile (a stored message gets the drain's grace)
                 raise ShuttingDown()
             interrupted = await self._claims.claim(run)
         except BaseException as error:

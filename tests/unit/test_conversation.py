@@ -721,7 +721,7 @@ async def test_a_new_task_whose_run_another_replica_claimed_first_ends_in_an_err
     with pytest.raises(TaskBusy):
         await world.conversation.start(request())
 
-    assert len(world.llm.calls) == world.llm.closed  # the model started while it was stored is stopped
+    assert (len(world.llm.calls), world.llm.closed) == (1, 1)  # the model started while it was stored is stopped
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
     assert thread.request.text == "hello world"
     assert thread.response is not None and thread.response.is_error
@@ -776,7 +776,8 @@ async def test_of_two_messages_racing_for_one_new_id_the_second_waits_for_the_fi
     await run.done.wait()
 
     assert [t.request.text for t in inserter.store.tasks[run.key].threads] == ["same"]
-    # the refused message's model (started while it tried to store the task) is stopped, as the run's ended
+    # the run's model, and the refused message's (started while it tried to store the task), both stopped
+    assert [history for history, _ in inserter.llm.calls] == ([[], []] if racer is inserter else [[]])
     assert len(racer.llm.calls) == racer.llm.closed == (2 if racer is inserter else 1)
 
 
@@ -931,14 +932,16 @@ async def test_a_reply_that_ends_between_the_read_and_the_claim_reaches_the_next
 async def test_a_request_waiting_for_a_first_claim_is_refused_once_the_server_drains() -> None:
     world = World(claim_wait_s=0.2)
     first, second, release = await racing(world, "same", "same")
-    asyncio.get_running_loop().call_later(0.05, release.set)  # stored before the drain, claimed after it began
+    asyncio.get_running_loop().call_later(0.05, release.set)  # stored before the drain, claimed after its grace
     await world.conversation.drain(grace_s=0.01)
 
-    for starting in (first, second):
-        with pytest.raises(ShuttingDown):
-            await starting
+    with pytest.raises(ShuttingDown):
+        await second
+    run, _ = first.result()  # stored: it runs, interrupted by the drain, which waited for it
+    assert run.done.is_set()
     [thread] = world.store.tasks[TaskKey("agent", "t1")].threads
-    assert thread.status is ThreadStatus.ERROR and len(world.llm.calls) == world.llm.closed
+    assert thread.status is ThreadStatus.INTERRUPTED
+    assert (len(world.llm.calls), world.llm.closed) == (2, 2)  # the stored one's, and the racer's started blind
     assert await world.registry.active(key=TaskKey("agent", "t1")) is None
 
 
@@ -1005,15 +1008,21 @@ async def test_a_message_stored_while_the_server_drains_ends_interrupted_before_
     world.llm.gate.set()
 
 
-async def test_a_message_stored_during_the_drains_grace_gets_the_grace(world: World) -> None:
-    first, _ = await world.conversation.start(request("first"))
-    await first.done.wait()
+@pytest.mark.parametrize("kind", ["follow-up", "new task, the server's id", "new task, the client's id"])
+async def test_a_message_stored_during_the_drains_grace_gets_the_grace(kind: str) -> None:
+    world = World()
+    if kind == "follow-up":
+        first, _ = await world.conversation.start(request("first"))
+        await first.done.wait()
+        release = hold_writes(world)
+    else:
+        release = insert_then_hold(world)
     world.llm.script = [TextChunk("x")]
     world.llm.gate = asyncio.Event()
-    release = hold_writes(world)
-    starting = asyncio.create_task(world.conversation.start(request("second")))  # claimed, being stored
-    while not world.llm.calls[1:]:
-        await asyncio.sleep(0)
+    starting = asyncio.create_task(
+        world.conversation.start(request("second", id_task="" if "server" in kind else "t1"))
+    )
+    await asyncio.sleep(0.01)  # being stored
     loop = asyncio.get_running_loop()
     loop.call_later(0.05, release.set)
     loop.call_later(0.2, world.llm.gate.set)  # the reply ends well within the grace

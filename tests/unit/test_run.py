@@ -81,4 +81,4 @@ async def test_a_primed_pump_stopped_by_an_interrupt_is_still_unprimed() -> None
     run.interrupt("stop")
     await runner.unprime(run)
 
-    assert run.pump is None and run.gate is None and llm.closed == 1
+    assert llm.closed == 1  # closed by the time unprime returns
