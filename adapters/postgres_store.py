@@ -201,9 +201,12 @@ class AsyncpgTaskStore:
         if model_turn is not None:
             args.append(codec.dump_any(model_turn))
             sets += f", model_turn = ${len(args)}"
+        # the task's row is locked before the thread's, as a delete and an append lock them (else a save and a
+        # delete of the same task can deadlock)
         sql = (
-            f"WITH saved AS (UPDATE threads SET {sets}"
-            " WHERE id_team_agent = $1 AND id_task = $2 AND id_thread = $3 RETURNING 1)"
+            "WITH task AS (SELECT 1 FROM tasks WHERE id_team_agent = $1 AND id_task = $2 FOR NO KEY UPDATE),"
+            f" saved AS (UPDATE threads SET {sets}"
+            " WHERE id_team_agent = $1 AND id_task = $2 AND id_thread = $3 AND EXISTS (SELECT 1 FROM task) RETURNING 1)"
             " UPDATE tasks SET updated_us = $6 WHERE id_team_agent = $1 AND id_task = $2"
             " AND EXISTS (SELECT 1 FROM saved)"
         )

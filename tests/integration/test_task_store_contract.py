@@ -228,3 +228,18 @@ async def test_a_taken_key_fails_alone_among_concurrent_writes(store: TaskStore)
         got = await store.get_task(key=TaskKey("agent", key))
         assert got is not None
         assert len(got.threads) == 1
+
+
+async def test_a_task_deleted_while_its_reply_is_saved_is_deleted_and_the_saves_find_nothing(store: TaskStore) -> None:
+    for i in range(40):  # the delete and the saves race: no order of theirs may fail the delete
+        key = TaskKey("agent", f"race{i}")
+        task = make_task(key)
+        await store.add_task(task=task)
+        id_thread = task.threads[0].id_thread
+        saves = [store.save_response(key=key, id_thread=id_thread, response=make_response(f"{n}")) for n in range(3)]
+        results = await asyncio.gather(store.delete_task(key=key), *saves, return_exceptions=True)
+
+        deleted, *saved = results
+        assert isinstance(deleted, Task) and deleted.key == key, deleted
+        assert all(result is None or isinstance(result, TaskNotFound) for result in saved), saved
+        assert await store.get_task(key=key) is None
