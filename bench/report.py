@@ -500,6 +500,7 @@ def render(docs: dict[str, dict[str, Any]], md_path: Path, png_path: Path) -> st
         "`python -m bench.thread_hops` times a call handed to a thread (SQLite's writer) on an idle and a busy loop;",
         "`python -m bench.unloaded` runs scenario 2's streams at 20 streams (the latency of the path, no load);",
         "`python -m bench.timeline` times each step of one message on an idle server;",
+        "`python -m bench.timeline_loaded [N]` splits each stream's lateness into its parts under scenario 2's load;",
         "`python -m bench.interleaved N ROUNDS ROOT_A ROOT_B` runs scenario 2 at N streams on two checkouts in turn;",
         "`python -m bench.ab ROOT_A ROOT_B` compares two checkouts side by side.",
         "",

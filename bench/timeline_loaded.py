@@ -1,0 +1,152 @@
+"""`python -m bench.timeline_loaded [N] [--db sqlite|postgres] [--rounds R] [--env K=V ...]`: where a late stream
+loses its time, under load.
+
+Scenario 2 (N streams, default 1,000, started over 2 s, 100 chunks 50 ms apart) against the real server in a
+process of its own (`entrypoints.main.build_server`, the path of each message marked by `bench.marks`),
+driven by the usual load generators. For each stream, its lateness (request to `[DONE]`, minus the schedule)
+is split into: the request's arrival to the model's start; the model's last chunk against its own clock;
+that chunk to the run's end; the final save; the save to `[DONE]`. Prints each part's p50 / p90 / p99 / max,
+the parts of the worst streams, and the parts by when the stream arrived and when it ended; writes the
+rounds to bench/results/<date>-timeline-loaded-<db>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios as sc
+from bench.marks import Marks
+from bench.servers import PYTHON, ROOT, Server, free_port, reset_pg_database, run_loadgens
+from bench.stats import pct
+
+CHUNKS, DELAY_S, RAMP_S = 100, 0.05, 2.0
+QUANTILES = (50, 90, 99, 100)
+PARTS = {
+    "arrival -> model starts": ("arrived", "model starts"),
+    "arrival -> `started` written": ("arrived", "started written"),
+    "model's last chunk, late by": ("model starts", "last chunk out of the model"),
+    "last chunk -> run ends": ("last chunk out of the model", "run ends"),
+    "final save": ("run ends", "final save done"),
+    "save -> `[DONE]` written": ("final save done", "[DONE] written"),
+}
+
+
+def parts(m: dict[str, float]) -> dict[str, float]:
+    out = {name: (m[b] - m[a]) * 1000 for name, (a, b) in PARTS.items()}
+    out["model's last chunk, late by"] -= CHUNKS * DELAY_S * 1000
+    out["lateness"] = (m["[DONE] written"] - m["arrived"] - CHUNKS * DELAY_S) * 1000
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def serve(marks_file: str) -> None:
+    from bench.marks import install
+    from entrypoints.main import build_server
+
+    marks: Marks = {}
+    install(marks)
+    server = build_server()
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(server, "should_exit", True))
+    try:
+        server.run()
+    finally:
+        Path(marks_file).write_text(json.dumps(marks))
+
+
+def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    marks_file = work / "marks.json"
+    delay_ms = int(DELAY_S * 1000)
+    server = Server("timeline", "real", work, db=db if db == "postgres" else None, delay_ms=delay_ms, extra_env=env)
+    if db == "postgres":
+        reset_pg_database()
+    server.port = free_port()
+    log = server.log_file.open("ab")
+    command = [PYTHON, "-m", "bench.timeline_loaded", "--serve", str(marks_file)]
+    proc = subprocess.Popen(command, env=server.env(), cwd=work, stdout=log, stderr=log)
+    try:
+        _wait_healthy(server.port, proc)
+        words = CHUNKS - 2  # "You", " said:", then one chunk per word
+        specs = [
+            {"agent": "a", "team": "t", "task": f"s-{i}", "words": words, "offset": i * RAMP_S / n} for i in range(n)
+        ]
+        start_at = time.monotonic() + 1.5
+        run_loadgens([sc._streams_job(server, specs[c::2], start_at, 120) for c in range(2)], work, "tl", 240)
+    finally:
+        proc.send_signal(signal.SIGUSR1)
+        proc.wait(timeout=60)
+    marks: Marks = json.loads(marks_file.read_text())
+    rows = [marks[f"s-{i}"] for i in range(n) if "[DONE] written" in marks.get(f"s-{i}", {})]
+    t0 = min(m["arrived"] for m in rows)
+    streams = [{"arrived_s": round(m["arrived"] - t0, 3), **parts(m)} for m in rows]
+    return {"streams": n, "marked": len(streams), "rows": streams}
+
+
+def table(summary: dict[str, Any]) -> str:
+    head = f"{'ms':30} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'worst 1%':>9}"
+    lines = [f"streams marked: {summary['marked']}", head]
+    for name, values in summary["parts_p50_p90_p99_max_ms"].items():
+        cells = "".join(f"{v:8.2f}" for v in values)
+        lines.append(f"{name:30}{cells} {summary['worst_1pct_median_ms'][name]:9.2f}")
+    lines.append(f"the worst 1% arrived at (s): {summary['worst_1pct_arrived_s']}")
+    return "\n".join(lines)
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    rows = result["rows"]
+    names = ["lateness", *PARTS]
+    worst = sorted(rows, key=lambda r: r["lateness"])[-max(len(rows) // 100, 1) :]
+    return {
+        "marked": f"{result['marked']}/{result['streams']}",
+        "parts_p50_p90_p99_max_ms": {k: [round(pct([r[k] for r in rows], q), 2) for q in QUANTILES] for k in names},
+        "worst_1pct_median_ms": {k: round(pct([r[k] for r in worst], 50), 2) for k in names},
+        "worst_1pct_arrived_s": sorted(r["arrived_s"] for r in worst),
+    }
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited at startup")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not answer /health")
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("streams", type=int, nargs="?", default=1000)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--env", action="append", default=[], help="K=V for the server (repeatable)")
+    parser.add_argument("--tag", default="", help="added to the results file's name")
+    args = parser.parse_args()
+    env = dict(pair.split("=", 1) for pair in args.env)
+    results = []
+    for _ in range(args.rounds):
+        result = one_round(args.streams, args.db, Path(tempfile.mkdtemp(prefix="bench-timeline-loaded-")), env)
+        results.append({**summary(result), "rows": result["rows"]})
+        print(table(results[-1]))
+    out = ROOT / "bench" / "results" / f"{date.today()}-timeline-loaded-{args.db}{args.tag and '-' + args.tag}.json"
+    out.write_text(json.dumps({"streams": args.streams, "db": args.db, "env": env, "rounds": results}) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
