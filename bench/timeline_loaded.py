@@ -5,14 +5,16 @@ Scenario 2 (N streams, default 1,000, started over 2 s, 100 chunks 50 ms apart) 
 process of its own (`entrypoints.main.build_server`, the path of each message marked by `bench.marks`),
 driven by the usual load generators. For each stream, its lateness (request to `[DONE]`, minus the schedule)
 is split into: the request's arrival to the model's start; the model's last chunk against its own clock;
-that chunk to the run's end; the final save; the save to `[DONE]`. Prints each part's p50 / p90 / p99 / max,
-the parts of the worst streams, and the parts by when the stream arrived and when it ended; writes the
-rounds to bench/results/<date>-timeline-loaded-<db>.json.
+that chunk to the run's end; the final save; the save to `[DONE]`; and how much of the late parts (before the
+model starts, after its last chunk is due) the garbage collector ran. Prints each part's p50 / p90 / p99 / max,
+the median parts of the worst 1% of streams and when those arrived; writes every stream's parts to
+bench/results/<date>-timeline-loaded-<db>[-TAG].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import subprocess
@@ -53,12 +55,22 @@ def serve(marks_file: str) -> None:
 
     marks: Marks = {}
     install(marks)
+    pauses: list[tuple[float, float, int]] = []  # start, end, generation of each collection
+    started = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((started[0], time.perf_counter(), info["generation"]))
+
+    gc.callbacks.append(collected)
     server = build_server()
     signal.signal(signal.SIGUSR1, lambda *_: setattr(server, "should_exit", True))
     try:
         server.run()
     finally:
-        Path(marks_file).write_text(json.dumps(marks))
+        Path(marks_file).write_text(json.dumps({"marks": marks, "collections": pauses}))
 
 
 def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -82,11 +94,29 @@ def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any
     finally:
         proc.send_signal(signal.SIGUSR1)
         proc.wait(timeout=60)
-    marks: Marks = json.loads(marks_file.read_text())
+    served = json.loads(marks_file.read_text())
+    marks: Marks = served["marks"]
     rows = [marks[f"s-{i}"] for i in range(n) if "[DONE] written" in marks.get(f"s-{i}", {})]
     t0 = min(m["arrived"] for m in rows)
-    streams = [{"arrived_s": round(m["arrived"] - t0, 3), **parts(m)} for m in rows]
-    return {"streams": n, "marked": len(streams), "rows": streams}
+    pauses = [(a, b) for a, b, _ in served["collections"] if a >= t0]
+    streams = [
+        {"arrived_s": round(m["arrived"] - t0, 3), **parts(m), "in collections": gc_overlap(m, pauses)} for m in rows
+    ]
+    longest = max((b - a for a, b in pauses), default=0.0) * 1000
+    collections = {
+        "count": len(pauses),
+        "over_1ms": sum(b - a > 0.001 for a, b in pauses),
+        "longest_ms": round(longest, 2),
+    }
+    return {"streams": n, "marked": len(streams), "collections": collections, "rows": streams}
+
+
+def gc_overlap(m: dict[str, float], pauses: list[tuple[float, float]]) -> float:
+    """ms of collections while the stream was late: before its model started, and after its last chunk was due."""
+    due = m["model starts"] + CHUNKS * DELAY_S
+    windows = [(m["arrived"], m["model starts"]), (due, m["[DONE] written"])]
+    overlap = sum(max(0.0, min(b, y) - max(a, x)) for a, b in pauses for x, y in windows)
+    return round(overlap * 1000, 2)
 
 
 def table(summary: dict[str, Any]) -> str:
@@ -96,15 +126,17 @@ def table(summary: dict[str, Any]) -> str:
         cells = "".join(f"{v:8.2f}" for v in values)
         lines.append(f"{name:30}{cells} {summary['worst_1pct_median_ms'][name]:9.2f}")
     lines.append(f"the worst 1% arrived at (s): {summary['worst_1pct_arrived_s']}")
+    lines.append(f"collections during the run: {summary['collections']}")
     return "\n".join(lines)
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     rows = result["rows"]
-    names = ["lateness", *PARTS]
+    names = ["lateness", *PARTS, "in collections"]
     worst = sorted(rows, key=lambda r: r["lateness"])[-max(len(rows) // 100, 1) :]
     return {
         "marked": f"{result['marked']}/{result['streams']}",
+        "collections": result["collections"],
         "parts_p50_p90_p99_max_ms": {k: [round(pct([r[k] for r in rows], q), 2) for q in QUANTILES] for k in names},
         "worst_1pct_median_ms": {k: round(pct([r[k] for r in worst], 50), 2) for k in names},
         "worst_1pct_arrived_s": sorted(r["arrived_s"] for r in worst),

@@ -13,7 +13,7 @@ from entrypoints.app import create_app
 from entrypoints.bootstrap import Services, build
 from entrypoints.settings import Settings
 
-GC_THRESHOLDS = (5_000, 3, 33)
+GC_THRESHOLDS = (2_000, 1, 100)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -31,10 +31,11 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         # What startup built lives as long as the process: keep the collector from rescanning it. A young
-        # generation of 5,000 (not 700) lets per-event garbage die before a collection sees it. A middle pass
-        # scans what survived the young passes since the last one (open streams' coroutines, ~200 objects a
-        # stream): after 3 young passes (not 10) it stays near 10 ms at 1,000 streams instead of 20-30; 33
-        # middle passes per full one keep full collections as rare as the default's 10 x 10 (bench/findings.md).
+        # generation of 2,000 (not 700) lets most per-event garbage die before a collection sees it. A middle
+        # pass scans what survived the young passes since the last one (an open stream's coroutines: ~190
+        # objects), so one after each young pass stays short: at most ~4 ms while 1,000 streams open, against
+        # 7-9 ms after every third young pass of 5,000. 100 middle passes per full one: a full pass per 200,000
+        # net allocations, the default's per 70,000 (bench/findings.md, tenth round).
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
