@@ -9,6 +9,8 @@ Each wrapper costs a few microseconds. Call it before the app is built.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -102,11 +104,29 @@ def install(marks: Marks) -> None:
     async def stream(self: EchoLLM, **kwargs: Any) -> Any:
         task = kwargs["request"].id_task
         mark("model starts", task)
-        async for event in original_stream(self, **kwargs):
-            if type(event).__name__ == "TextChunk":
-                mark("last chunk out of the model", task, again=True)
-            yield event
+        async with contextlib.aclosing(original_stream(self, **kwargs)) as events:  # closed with this one
+            async for event in events:
+                if type(event).__name__ == "TextChunk":
+                    mark("last chunk out of the model", task, again=True)
+                yield event
 
     EchoLLM.stream = stream  # type: ignore[method-assign]
-    mark_before(Runner, "_finish", "run ends")
-    mark_after(Runner, "_save", "final save done", only_if="run ends")
+    finishing: dict[str, asyncio.Task[Any] | None] = {}
+    original_finish, original_save = Runner._finish, Runner._save
+
+    async def finish(self: Runner, run: Any, terminal: Any) -> None:
+        mark("run ends", run.key.id_task)
+        finishing[run.key.id_task] = asyncio.current_task()  # its final save, not a partial one it waits for
+        try:
+            await original_finish(self, run, terminal)
+        finally:
+            del finishing[run.key.id_task]
+
+    async def save(self: Runner, run: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await original_save(self, run, *args, **kwargs)
+        if finishing.get(run.key.id_task) is asyncio.current_task():
+            mark("final save done", run.key.id_task)
+        return result
+
+    Runner._finish = finish  # type: ignore[method-assign]
+    Runner._save = save  # type: ignore[method-assign]

@@ -1,12 +1,13 @@
-"""`python -m bench.timeline_loaded [N] [--db sqlite|postgres] [--rounds R] [--env K=V ...]`: where a late stream
-loses its time, under load.
+"""`python -m bench.timeline_loaded [N] [--db sqlite|postgres] [--rounds R] [--env K=V]... [--tag TAG]`: where a late
+stream loses its time, under load.
 
 Scenario 2 (N streams, default 1,000, started over 2 s, 100 chunks 50 ms apart) against the real server in a
 process of its own (`entrypoints.main.build_server`, the path of each message marked by `bench.marks`),
 driven by the usual load generators. For each stream, its lateness (request to `[DONE]`, minus the schedule)
 is split into: the request's arrival to the model's start; the model's last chunk against its own clock;
 that chunk to the run's end; the final save; the save to `[DONE]`; and how much of the late parts (before the
-model starts, after its last chunk is due) the garbage collector ran. Prints each part's p50 / p90 / p99 / max,
+model starts, after its last chunk is due) the garbage collector ran. The time to `started` is shown beside them
+(it overlaps them). Prints each part's p50 / p90 / p99 / max,
 the median parts of the worst 1% of streams and when those arrived; writes every stream's parts to
 bench/results/<date>-timeline-loaded-<db>[-TAG].json.
 """
@@ -90,13 +91,17 @@ def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any
             {"agent": "a", "team": "t", "task": f"s-{i}", "words": words, "offset": i * RAMP_S / n} for i in range(n)
         ]
         start_at = time.monotonic() + 1.5
-        run_loadgens([sc._streams_job(server, specs[c::2], start_at, 120) for c in range(2)], work, "tl", 240)
+        results = run_loadgens([sc._streams_job(server, specs[c::2], start_at, 120) for c in range(2)], work, "tl", 240)
     finally:
         proc.send_signal(signal.SIGUSR1)
         proc.wait(timeout=60)
     served = json.loads(marks_file.read_text())
     marks: Marks = served["marks"]
-    rows = [marks[f"s-{i}"] for i in range(n) if "[DONE] written" in marks.get(f"s-{i}", {})]
+    failed = sum(1 for r in results for row in r["rows"] if not row[2] or row[5])  # no `[DONE]`, or an error
+    needed = {label for pair in PARTS.values() for label in pair}
+    rows = [m for i in range(n) if needed <= (m := marks.get(f"s-{i}", {})).keys()]
+    if not rows:
+        raise RuntimeError(f"no stream has every mark ({failed} failed): see {work}")
     t0 = min(m["arrived"] for m in rows)
     pauses = [(a, b) for a, b, _ in served["collections"] if a >= t0]
     streams = [
@@ -108,7 +113,7 @@ def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any
         "over_1ms": sum(b - a > 0.001 for a, b in pauses),
         "longest_ms": round(longest, 2),
     }
-    return {"streams": n, "marked": len(streams), "collections": collections, "rows": streams}
+    return {"streams": n, "failed": failed, "marked": len(streams), "collections": collections, "rows": streams}
 
 
 def gc_overlap(m: dict[str, float], pauses: list[tuple[float, float]]) -> float:
@@ -135,7 +140,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     names = ["lateness", *PARTS, "in collections"]
     worst = sorted(rows, key=lambda r: r["lateness"])[-max(len(rows) // 100, 1) :]
     return {
-        "marked": f"{result['marked']}/{result['streams']}",
+        "marked": f"{result['marked']}/{result['streams']} ({result['failed']} failed)",
         "collections": result["collections"],
         "parts_p50_p90_p99_max_ms": {k: [round(pct([r[k] for r in rows], q), 2) for q in QUANTILES] for k in names},
         "worst_1pct_median_ms": {k: round(pct([r[k] for r in worst], 50), 2) for k in names},
@@ -169,6 +174,8 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="K=V for the server (repeatable)")
     parser.add_argument("--tag", default="", help="added to the results file's name")
     args = parser.parse_args()
+    if bad := [pair for pair in args.env if "=" not in pair]:
+        parser.error(f"--env takes K=V, not {bad[0]!r}")
     env = dict(pair.split("=", 1) for pair in args.env)
     results = []
     for _ in range(args.rounds):
