@@ -46,14 +46,12 @@ def install(marks: Marks) -> None:
 
         setattr(owner, name, wrapped)
 
-    def mark_after(owner: Any, name: str, label: str, *, only_if: str) -> None:
+    def mark_after(owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
 
         async def wrapped(*args: Any, **kwargs: Any) -> Any:
             result = await original(*args, **kwargs)
-            task = TASK.get()
-            if task is not None and only_if in marks.get(task, {}):
-                mark(label)
+            mark(label)
             return result
 
         setattr(owner, name, wrapped)
@@ -96,9 +94,9 @@ def install(marks: Marks) -> None:
     protocol.data_received = data_received  # type: ignore[method-assign]
     mark_before(httptools_impl.RequestResponseCycle, "run_asgi", "ASGI task runs")
     mark_before(messages.PostMessageApp, "__call__", "endpoint reached")
-    mark_after(messages, "parse_form", "form parsed", only_if="arrived")
+    mark_after(messages, "parse_form", "form parsed")
     mark_before(Conversation, "start", "start called")
-    mark_after(Conversation, "start", "stored and claimed", only_if="arrived")
+    mark_after(Conversation, "start", "stored and claimed")
     original_stream = EchoLLM.stream
 
     async def stream(self: EchoLLM, **kwargs: Any) -> Any:
