@@ -103,11 +103,7 @@ class Conversation:
                 raise ShuttingDown()
             interrupted = await self._claims.claim(run)
         except BaseException as error:
-            try:
-                await self._runner.unprime(run)
-            finally:
-                if stored:
-                    await self._write_ahead.end_unstarted(run, error)
+            await self._abandon(run, error, stored=stored)
             raise
         try:
             if not stored:  # (a new task's first thread has nothing left to store: its run starts the model)
@@ -131,17 +127,21 @@ class Conversation:
             if self._live.get(key) is run:
                 del self._live[key]
             try:
-                try:
-                    await self._runner.unprime(run)
-                finally:
-                    if stored:  # while the claim still keeps the next message out
-                        await self._write_ahead.end_unstarted(run, error)
+                await self._abandon(run, error, stored=stored)  # while the claim still keeps the next message out
             finally:
                 await self._registry.close(key=key, id_run=run.id_run)
             raise
         self._runner.begin(run)
         self._spawn(self._run(run))
         return run, started
+
+    async def _abandon(self, run: LiveRun, error: BaseException, *, stored: bool) -> None:
+        """A run that will not begin: stop the model it may have started, and end its stored reply in an error."""
+        try:
+            await self._runner.unprime(run)
+        finally:
+            if stored:
+                await self._write_ahead.end_unstarted(run, error)
 
     async def _run(self, run: LiveRun) -> None:
         try:

@@ -25,9 +25,7 @@ class WriteAhead:
         self._runner = runner
         self._on_new_task = on_new_task
 
-    async def add_task_or_get(self, run: LiveRun) -> Task | None:
-        """Store a new task holding the request and return None, or store nothing and return the task that
-        holds the key (in one round trip)."""
+    async def _add_task_or_get(self, run: LiveRun) -> Task | None:
         request = run.request
         placeholder = run.builder.snapshot()
         run.id_thread = new_id()
@@ -51,12 +49,13 @@ class WriteAhead:
         return found
 
     async def first_or_get(self, run: LiveRun, *, prime: bool = True) -> Task | None:
-        """`add_task_or_get`, with the model started first (if `prime`) so that it runs while the new task is
-        stored; the model is stopped again if the task exists (it started without the task's history)."""
+        """Store a new task holding the request and return None, or store nothing and return the task that
+        holds the key (in one round trip). With `prime`, the model starts first and runs while the task is
+        stored; it is stopped again if the task exists (it started without the task's history)."""
         if prime:
             self._runner.prime(run)
         try:
-            task = await self.add_task_or_get(run)
+            task = await self._add_task_or_get(run)
         except BaseException:
             await self._runner.unprime(run)
             raise
