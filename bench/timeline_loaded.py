@@ -18,7 +18,6 @@ import argparse
 import gc
 import json
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench import scenarios as sc
 from bench.marks import Marks
-from bench.servers import PYTHON, ROOT, Server, free_port, reset_pg_database, run_loadgens
+from bench.servers import PYTHON, ROOT, Server, run_loadgens
 from bench.stats import pct
 
 CHUNKS, DELAY_S, RAMP_S = 100, 0.05, 2.0
@@ -74,28 +73,34 @@ def serve(marks_file: str) -> None:
         Path(marks_file).write_text(json.dumps({"marks": marks, "collections": pauses}))
 
 
+class MarkedServer(Server):
+    """The real server, run by `serve` below; it writes its marks to `marks.json` in the work dir as it stops."""
+
+    @property
+    def marks_file(self) -> Path:
+        return self.workdir / "marks.json"
+
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "bench.timeline_loaded", "--serve", str(self.marks_file)]
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)  # not SIGTERM: uvicorn raises that again once it has stopped
+            self.proc.wait(timeout=timeout_s)
+        return super().stop(timeout_s)
+
+
 def one_round(n: int, db: str, work: Path, env: dict[str, str]) -> dict[str, Any]:
-    marks_file = work / "marks.json"
     delay_ms = int(DELAY_S * 1000)
-    server = Server("timeline", "real", work, db=db if db == "postgres" else None, delay_ms=delay_ms, extra_env=env)
-    if db == "postgres":
-        reset_pg_database()
-    server.port = free_port()
-    log = server.log_file.open("ab")
-    command = [PYTHON, "-m", "bench.timeline_loaded", "--serve", str(marks_file)]
-    proc = subprocess.Popen(command, env=server.env(), cwd=work, stdout=log, stderr=log)
-    try:
-        _wait_healthy(server.port, proc)
+    postgres = db if db == "postgres" else None
+    with MarkedServer("timeline", "real", work, db=postgres, delay_ms=delay_ms, extra_env=env) as server:
         words = CHUNKS - 2  # "You", " said:", then one chunk per word
         specs = [
             {"agent": "a", "team": "t", "task": f"s-{i}", "words": words, "offset": i * RAMP_S / n} for i in range(n)
         ]
         start_at = time.monotonic() + 1.5
         results = run_loadgens([sc._streams_job(server, specs[c::2], start_at, 120) for c in range(2)], work, "tl", 240)
-    finally:
-        proc.send_signal(signal.SIGUSR1)
-        proc.wait(timeout=60)
-    served = json.loads(marks_file.read_text())
+    served = json.loads(server.marks_file.read_text())
     marks: Marks = served["marks"]
     failed = sum(1 for r in results for row in r["rows"] if not row[2] or row[5])  # no `[DONE]`, or an error
     needed = {label for pair in PARTS.values() for label in pair}
@@ -146,21 +151,6 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "worst_1pct_median_ms": {k: round(pct([r[k] for r in worst], 50), 2) for k in names},
         "worst_1pct_arrived_s": sorted(r["arrived_s"] for r in worst),
     }
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the server exited at startup")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not answer /health")
 
 
 def main() -> None:
